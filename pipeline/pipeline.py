@@ -1,0 +1,308 @@
+"""`Pipeline`: sources, batching, shuffling, sharding and transforms as one Sequence."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from transforms import Transform, as_transform
+
+from .plan import BatchPlan, EpochPlan
+from .sequence import Sequence
+
+SINGLE, TUPLE, DICT, BATCHES = "single", "tuple", "dict", "batches"
+
+
+def _is_batch_level(source: Any) -> bool:
+    # Keras Sequences/PyDatasets and our own all have on_epoch_end; arrays do not.
+    return isinstance(source, Sequence) or hasattr(source, "on_epoch_end")
+
+
+def _check_source(name: str, source: Any) -> int:
+    if not (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
+        raise TypeError(
+            f"source {name} must be array-like (len and __getitem__). Received: {source!r}"
+        )
+    return len(source)
+
+
+def leading_dim(batch: Any) -> int:
+    """Returns the number of samples in a batch (the leading axis of its first array).
+
+    Raises:
+        ValueError: if the batch holds no array.
+    """
+    if isinstance(batch, Mapping):
+        items = list(batch.values())
+    elif isinstance(batch, tuple | list):
+        items = list(batch)
+    else:
+        return len(batch)
+    for item in items:
+        try:
+            return leading_dim(item)
+        except (TypeError, ValueError):
+            continue
+    raise ValueError(f"cannot find the sample axis of a batch of type {type(batch).__name__}")
+
+
+def attach_weights(batch: Any, weights: np.ndarray) -> Any:
+    """Adds per-sample weights to a batch, as Keras' ``fit`` expects them.
+
+    ``(x, y)`` becomes ``(x, y, w)``; ``(x, y, w0)`` becomes ``(x, y, w0 * w)``; one array
+    ``x`` becomes ``(x, w)``; a dict gains (or multiplies) ``"sample_weight"``.
+    """
+    if isinstance(batch, Mapping):
+        old = batch.get("sample_weight")
+        return {**batch, "sample_weight": weights if old is None else old * weights}
+    if isinstance(batch, tuple | list):
+        if len(batch) == 3:
+            return (batch[0], batch[1], np.asarray(batch[2]) * weights)
+        return (*batch, weights)
+    return (batch, weights)
+
+
+class Pipeline(Sequence):
+    """Batches, shuffles, shards and transforms array-like sources.
+
+    Args:
+        sources: one source, a tuple of sources (batches are tuples), a dict of sources
+            (batches are dicts), or a batch-level `Sequence` (its batches are used as
+            they are; ``shuffle`` then permutes batch order and ``batch_size`` and
+            ``drop_remainder`` are ignored).
+        batch_size: samples per batch.
+        shuffle: ``False``, ``True`` (a new sample permutation every epoch) or
+            ``'batch'`` (contiguous batches in a new order every epoch: fast on HDF5).
+        seed: seed of the permutations; ``None`` draws one now, so that every worker
+            process of this pipeline agrees on it.
+        drop_remainder: drop the last batch when it is not full.
+
+    Raises:
+        ValueError: if sources have different lengths, are empty, or an argument is out
+            of range.
+        TypeError: if a source is not array-like.
+
+    Example:
+        >>> import numpy as np
+        >>> p = Pipeline((np.arange(10), np.arange(10) % 2), batch_size=4)
+        >>> len(p), p[2][0].tolist()
+        (3, [8, 9])
+    """
+
+    def __init__(
+        self,
+        sources: Any,
+        batch_size: int = 32,
+        shuffle: bool | str = False,
+        seed: int | None = None,
+        drop_remainder: bool = False,
+    ) -> None:
+        if _is_batch_level(sources):
+            structure, length = BATCHES, _check_source("sequence", sources)
+        elif isinstance(sources, Mapping):
+            structure = DICT
+            lengths = {k: _check_source(repr(k), s) for k, s in sources.items()}
+            length = self._common_length(lengths)
+            sources = dict(sources)
+        elif isinstance(sources, tuple | list):
+            structure = TUPLE
+            lengths = {i: _check_source(str(i), s) for i, s in enumerate(sources)}
+            length = self._common_length(lengths)
+            sources = tuple(sources)
+        else:
+            structure, length = SINGLE, _check_source("0", sources)
+        if length == 0:
+            raise ValueError(f"sources must hold at least one sample. Received: {sources!r}")
+        if seed is None:
+            seed = secrets.randbits(32) if shuffle else 0
+        self._sources = sources
+        self._structure = structure
+        self._transforms: tuple[Transform, ...] = ()
+        batch_level = structure == BATCHES
+        self._plan = EpochPlan(
+            num_samples=length,
+            batch_size=1 if batch_level else batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            drop_remainder=False if batch_level else drop_remainder,
+        )
+        self._batch_size = None if batch_level else self._plan.batch_size
+        self.epoch = 0
+
+    @staticmethod
+    def _common_length(lengths: dict[Any, int]) -> int:
+        if not lengths:
+            raise ValueError("Pipeline needs at least one source")
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"all sources must have the same length. Received lengths {lengths}")
+        return next(iter(lengths.values()))
+
+    # -- read-only description -------------------------------------------------------
+
+    @property
+    def plan(self) -> EpochPlan:
+        """The `EpochPlan` (pure index arithmetic) this pipeline reads by."""
+        return self._plan
+
+    @property
+    def sources(self) -> Any:
+        return self._sources
+
+    @property
+    def structure(self) -> str:
+        """``'single'``, ``'tuple'``, ``'dict'`` or ``'batches'`` (a wrapped Sequence)."""
+        return self._structure
+
+    @property
+    def transforms(self) -> tuple[Transform, ...]:
+        return self._transforms
+
+    @property
+    def batch_size(self) -> int | None:
+        """Samples per batch, or ``None`` for a wrapped batch-level Sequence."""
+        return self._batch_size
+
+    @property
+    def shuffle(self) -> bool | str:
+        return self._plan.shuffle
+
+    @property
+    def seed(self) -> int:
+        return self._plan.seed
+
+    @property
+    def drop_remainder(self) -> bool:
+        return self._plan.drop_remainder
+
+    @property
+    def num_samples(self) -> int:
+        """Samples (or, for a wrapped Sequence, batches) in the sources."""
+        return self._plan.num_samples
+
+    @property
+    def sharded(self) -> bool:
+        return self._plan.num_shards > 1
+
+    # -- Sequence protocol -------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._plan.num_batches
+
+    def __getitem__(self, index: int) -> Any:
+        if isinstance(index, bool) or not isinstance(index, int | np.integer):
+            raise TypeError(f"batch index must be an int. Received: {index!r}")
+        num = len(self)
+        if not -num <= index < num:
+            raise IndexError(f"batch index {index} out of range for {num} batches")
+        return self.get_batch(int(index) % num, self.epoch)
+
+    def get_batch(self, index: int, epoch: int) -> Any:
+        """Returns batch ``index`` of ``epoch``, whatever the current epoch is.
+
+        Args:
+            index: batch position in ``[0, len(self))``.
+            epoch: the epoch whose plan to use.
+
+        Returns:
+            The batch: an array, tuple or dict, with ``sample_weight`` added when the
+            pipeline is sharded.
+        """
+        spec = self._plan.batch(index, epoch)
+        batch = self._read(spec)
+        for transform in self._transforms:
+            batch = transform(batch)
+        if spec.weights is not None:
+            weights = spec.weights
+            if self._structure == BATCHES:
+                weights = np.full(leading_dim(batch), weights[0], dtype=np.float32)
+            batch = attach_weights(batch, weights)
+        return batch
+
+    def _read(self, spec: BatchPlan) -> Any:
+        if self._structure == BATCHES:
+            return self._sources[int(spec.indices[0])]
+        contiguous = spec.as_slice()
+        key = spec.indices if contiguous is None else contiguous
+        if self._structure == SINGLE:
+            return self._sources[key]
+        if self._structure == TUPLE:
+            return tuple(source[key] for source in self._sources)
+        return {name: source[key] for name, source in self._sources.items()}
+
+    def on_epoch_end(self) -> None:
+        """Advances to the next epoch (and forwards to a wrapped Sequence)."""
+        self.epoch += 1
+        if self._structure == BATCHES:
+            self._sources.on_epoch_end()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Jumps to ``epoch`` (used when resuming); batches depend only on it and the seed."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"epoch must be an int >= 0. Received: epoch={epoch!r}")
+        self.epoch = epoch
+
+    # -- derived pipelines (pipelines are immutable) ----------------------------------
+
+    def _derive(self, **changes: Any) -> Pipeline:
+        new = copy.copy(self)
+        for name, value in changes.items():
+            setattr(new, name, value)
+        return new
+
+    def __or__(self, transform: Callable) -> Pipeline:
+        return self._derive(_transforms=(*self._transforms, as_transform(transform)))
+
+    def shard(self, num_shards: int, index: int) -> Pipeline:
+        """Returns shard ``index`` of ``num_shards`` disjoint, covering shards.
+
+        All shards have the same number of batches and the same batch sizes; shards that
+        are one sample short are padded with weight-0 rows (see NOTE [ Sharding and
+        padding ] in ``pipeline/plan.py``), and batches carry ``sample_weight``.
+
+        Args:
+            num_shards: number of shards (workers).
+            index: this shard, in ``[0, num_shards)``.
+
+        Returns:
+            A new Pipeline; this one is unchanged.
+
+        Raises:
+            ValueError: for out-of-range arguments or an already sharded pipeline.
+
+        Example:
+            >>> import numpy as np
+            >>> Pipeline(np.arange(5), batch_size=2).shard(2, 1)[1]
+            (array([4, 4]), array([1., 0.], dtype=float32))
+        """
+        if self.sharded:
+            raise ValueError(f"{self!r} is already sharded; shard the unsharded pipeline")
+        plan = self._plan
+        new_plan = EpochPlan(
+            plan.num_samples,
+            plan.batch_size,
+            plan.shuffle,
+            plan.seed,
+            plan.drop_remainder,
+            num_shards=num_shards,
+            shard_index=index,
+        )
+        return self._derive(_plan=new_plan)
+
+    def __repr__(self) -> str:
+        plan = self._plan
+        parts = [
+            f"{self._structure}[{plan.num_samples}]",
+            f"batch_size={self._batch_size}",
+            f"shuffle={plan.shuffle!r}",
+            f"seed={plan.seed}",
+        ]
+        if plan.drop_remainder:
+            parts.append("drop_remainder=True")
+        if self.sharded:
+            parts.append(f"shard={plan.shard_index}/{plan.num_shards}")
+        chain = "".join(f" | {t!r}" for t in self._transforms)
+        return f"Pipeline({', '.join(parts)}){chain}"

@@ -1,0 +1,43 @@
+"""`Sequence`: the Keras-compatible base class for batch-level data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+
+class Sequence:
+    """Base object for fitting to a sequence of data, such as a dataset.
+
+    Every ``Sequence`` implements ``__getitem__`` (batch ``index`` of the epoch) and
+    ``__len__`` (batches per epoch); ``on_epoch_end`` runs between epochs. Iterating a
+    sequence yields its batches in order. ``sequence | transform`` wraps it in a
+    `Pipeline` and appends the transform.
+
+    Example:
+        >>> class Squares(Sequence):
+        ...     def __len__(self):
+        ...         return 3
+        ...     def __getitem__(self, index):
+        ...         return index * index
+        >>> list(Squares())
+        [0, 1, 4]
+    """
+
+    def __getitem__(self, index: int) -> Any:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def on_epoch_end(self) -> None:
+        """Called once at the end of every epoch; override to modify the data."""
+
+    def __iter__(self) -> Iterator[Any]:
+        for index in range(len(self)):
+            yield self[index]
+
+    def __or__(self, transform: Callable) -> Any:
+        from .pipeline import Pipeline
+
+        return Pipeline(self) | transform

@@ -1,0 +1,10 @@
+"""Array-like sources over samples: HDF5, Parquet, image files, plain arrays.
+
+Each source has ``len`` and int/slice/index-array ``__getitem__``; ``source | t`` runs
+``t`` on every read. Depends only on numpy and the storage libraries.
+"""
+
+from ._base import ArraySource, TransformedSource
+from .hdf5 import HDF5Matrix
+
+__all__ = ["ArraySource", "HDF5Matrix", "TransformedSource"]
