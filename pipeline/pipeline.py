@@ -275,8 +275,8 @@ class Pipeline(Sequence):
 
         Example:
             >>> import numpy as np
-            >>> Pipeline(np.arange(5), batch_size=2).shard(2, 1)[1]
-            (array([4, 4]), array([1., 0.], dtype=float32))
+            >>> Pipeline(np.arange(5), batch_size=2).shard(2, 1)[0]
+            (array([3, 4]), array([1., 1.], dtype=float32))
         """
         if self.sharded:
             raise ValueError(f"{self!r} is already sharded; shard the unsharded pipeline")

@@ -56,7 +56,10 @@ def contiguous_runs(sorted_ids: np.ndarray) -> list[tuple[int, int]]:
     breaks = np.flatnonzero(np.diff(sorted_ids) != 1) + 1
     starts = np.concatenate([[0], breaks])
     stops = np.concatenate([breaks, [len(sorted_ids)]])
-    return [(int(sorted_ids[a]), int(sorted_ids[b - 1]) + 1) for a, b in zip(starts, stops)]
+    return [
+        (int(sorted_ids[a]), int(sorted_ids[b - 1]) + 1)
+        for a, b in zip(starts, stops, strict=True)
+    ]
 
 
 class ArraySource:

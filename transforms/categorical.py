@@ -56,7 +56,7 @@ def to_categorical(y: Any, num_classes: int | None = None, dtype: Any = "float32
             )
     out = np.zeros((flat.size, num_classes), dtype=dtype)
     out[np.arange(flat.size), flat] = 1
-    return out.reshape(shape + (num_classes,))
+    return out.reshape((*shape, num_classes))
 
 
 class ToCategorical(Transform):

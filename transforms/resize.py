@@ -11,8 +11,12 @@ from .base import Transform
 
 def _check_shape(output_shape: Any) -> tuple[int, int]:
     shape = tuple(output_shape) if isinstance(output_shape, list | tuple) else None
-    if shape is None or len(shape) != 2 or not all(
-        isinstance(s, int | np.integer) and not isinstance(s, bool) and s > 0 for s in shape
+    if (
+        shape is None
+        or len(shape) != 2
+        or not all(
+            isinstance(s, int | np.integer) and not isinstance(s, bool) and s > 0 for s in shape
+        )
     ):
         raise ValueError(
             f"output_shape must be (height, width) of positive ints. Received: {output_shape!r}"
@@ -64,7 +68,7 @@ def resize(
     # Imported on first use: scikit-image pulls in scipy, a third of a second.
     from skimage.transform import resize as sk_resize
 
-    target = (images.shape[0], height, width) + images.shape[3:]
+    target = (images.shape[0], height, width, *images.shape[3:])
     out = sk_resize(
         images,
         target,
