@@ -1,3 +1,7 @@
-"""Running pipelines: the multiprocess `OrderedEnqueuer` and the trainers."""
+"""Running pipelines: the multiprocess `OrderedEnqueuer` and its machinery."""
 
-__all__: list[str] = []
+from .enqueuer import OrderedEnqueuer
+from .errors import RemoteTraceback, WorkerCrashed
+from .shm import SharedArrayPool
+
+__all__ = ["OrderedEnqueuer", "RemoteTraceback", "SharedArrayPool", "WorkerCrashed"]

@@ -184,6 +184,12 @@ class Pipeline(Sequence):
         return self._plan.num_samples
 
     @property
+    def pure_epochs(self) -> bool:
+        """True when ``on_epoch_end`` only advances the epoch counter (no wrapped
+        Sequence), so a worker's copy can follow with `set_epoch` alone."""
+        return self._structure != BATCHES
+
+    @property
     def sharded(self) -> bool:
         return self._plan.num_shards > 1
 

@@ -1,0 +1,237 @@
+"""`OrderedEnqueuer`: every batch of every epoch exactly once, in order, from workers."""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+from pipeline import EpochPlan
+
+from .executors import InlineExecutor, ProcessExecutor, ThreadExecutor
+from .pool import shutdown_all
+
+atexit.register(shutdown_all)
+
+
+def _plan_identity(sequence: Any, num_batches: int, shuffle: bool, seed: int) -> str:
+    # What must match for a saved state to mean the same batches: the enqueuer's batch
+    # order and, for a Pipeline, its own plan.
+    plan = getattr(sequence, "plan", None)
+    described = {"num_batches": num_batches, "shuffle": shuffle, "seed": seed, "plan": repr(plan)}
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class OrderedEnqueuer:
+    """Builds an enqueuer from a Sequence and delivers its batches exactly once, in order.
+
+    Batches are computed ahead by workers (processes, threads, or none) and delivered in
+    epoch order; ``on_epoch_end`` runs once per epoch in this process before workers
+    start the next epoch. With processes, large arrays cross through shared memory; a
+    worker that dies is replaced and its batches recomputed.
+
+    Args:
+        sequence: a `pipeline.Sequence` (a `Pipeline` too) or any object with
+            ``__len__``, ``__getitem__`` and, optionally, ``on_epoch_end``.
+        use_multiprocessing: compute batches in worker processes (else threads).
+        shuffle: visit batches in a new order every epoch, a pure function of
+            ``(seed, epoch)``.
+        seed: seed for ``shuffle`` (default 0).
+        initial_state: a dict from `state` to resume from.
+        max_retries: workers one batch may kill before `WorkerCrashed` is raised.
+        start_method: ``'forkserver'`` (default), ``'spawn'`` or ``'fork'``; see
+            NOTE [ Start method ] in ``parallel/pool.py``.
+
+    Raises:
+        ValueError: if ``initial_state`` does not belong to this sequence and settings.
+
+    Example:
+        >>> import numpy as np
+        >>> from pipeline import Pipeline
+        >>> enqueuer = OrderedEnqueuer(Pipeline(np.arange(10), batch_size=4))
+        >>> enqueuer.start(workers=0)
+        >>> [b.tolist() for b in enqueuer.iter_epoch()]
+        [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+        >>> enqueuer.state()["epoch"]
+        1
+        >>> enqueuer.stop()
+    """
+
+    def __init__(
+        self,
+        sequence: Any,
+        use_multiprocessing: bool = False,
+        shuffle: bool = False,
+        *,
+        seed: int = 0,
+        initial_state: dict[str, Any] | None = None,
+        max_retries: int = 3,
+        start_method: str | None = None,
+    ) -> None:
+        self.sequence = sequence
+        self.use_multiprocessing = use_multiprocessing
+        self.shuffle = bool(shuffle)
+        self.seed = seed
+        self.max_retries = max_retries
+        self.start_method = start_method
+        self._executor: Any = None
+        self._window: deque[tuple[int, Any]] = deque()  # (position, future), in order
+        self._epoch = int(getattr(sequence, "epoch", 0) or 0)
+        # Invariant: positions [0, _next) of the current epoch have been delivered.
+        self._next = 0
+        self._shipped_epoch: int | None = None
+        if initial_state is not None:
+            self._restore(initial_state)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self, workers: int = 1, max_queue_size: int = 10) -> None:
+        """Starts the workers.
+
+        Args:
+            workers: number of workers; 0 computes batches in the consumer's thread.
+            max_queue_size: most batches computed ahead of the consumer.
+
+        Raises:
+            ValueError: for negative ``workers`` or ``max_queue_size < 1``.
+        """
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise ValueError(
+                f"workers must be an int >= 0; use workers=0 to compute batches in this "
+                f"process. Received: workers={workers!r}"
+            )
+        if max_queue_size < 1:
+            raise ValueError(f"max_queue_size must be >= 1. Received: {max_queue_size}")
+        if self.is_running():
+            raise RuntimeError("the enqueuer is already running; stop() it first")
+        if workers == 0:
+            self._executor = InlineExecutor()
+        elif self.use_multiprocessing:
+            self._executor = ProcessExecutor(workers, self.start_method, self.max_retries)
+        else:
+            self._executor = ThreadExecutor(workers)
+        self.workers = workers
+        self.max_queue_size = max_queue_size
+        self._shipped_epoch = None
+        self._window.clear()
+
+    def is_running(self) -> bool:
+        """Whether `start` was called and `stop` was not."""
+        return self._executor is not None
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stops the workers and frees shared memory; batches already delivered stay valid.
+
+        Args:
+            timeout: seconds to wait for each worker before killing it.
+        """
+        executor, self._executor = self._executor, None
+        for _, future in self._window:
+            future.cancel()
+        self._window.clear()
+        if executor is not None:
+            executor.shutdown(timeout)
+
+    def __enter__(self) -> OrderedEnqueuer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- delivery ---------------------------------------------------------------------
+
+    def get(self) -> Iterator[Any]:
+        """Yields batches forever, epoch after epoch (the Keras 2 interface).
+
+        Raises:
+            RuntimeError: if the enqueuer is not started.
+            WorkerCrashed: if a batch kept killing workers.
+            Exception: whatever ``__getitem__`` raised, with the batch index noted and
+                the worker's traceback chained.
+        """
+        while True:
+            yield from self.iter_epoch()
+
+    def iter_epoch(self) -> Iterator[Any]:
+        """Yields the rest of the current epoch, then runs ``on_epoch_end`` once.
+
+        Stopping early (``break``) keeps the position: the next call continues with the
+        next undelivered batch.
+        """
+        if not self.is_running():
+            raise RuntimeError("call start() before iterating the enqueuer")
+        epoch = self._epoch
+        num_batches = len(self.sequence)
+        order = self._batch_order(epoch, num_batches)
+        self._ship(epoch)
+        while self._next < num_batches:
+            self._fill_window(epoch, order, num_batches)
+            position, future = self._window.popleft()
+            assert position == self._next, (position, self._next)
+            try:
+                batch = future.result()
+            except BaseException:
+                self.stop()
+                raise
+            self._next += 1
+            self._fill_window(epoch, order, num_batches)
+            yield batch
+            del batch
+        if hasattr(self.sequence, "on_epoch_end"):
+            self.sequence.on_epoch_end()
+        self._epoch += 1
+        self._next = 0
+
+    def _batch_order(self, epoch: int, num_batches: int) -> Any:
+        plan = EpochPlan(num_batches, 1, shuffle=self.shuffle, seed=self.seed)
+        return plan.epoch_order(epoch)
+
+    def _ship(self, epoch: int) -> None:
+        if self._shipped_epoch != epoch:
+            self._executor.start_epoch(epoch, self.sequence)
+            self._shipped_epoch = epoch
+
+    def _fill_window(self, epoch: int, order: Any, num_batches: int) -> None:
+        last = self._window[-1][0] if self._window else self._next - 1
+        while last + 1 < num_batches and len(self._window) < self.max_queue_size:
+            last += 1
+            self._window.append((last, self._executor.submit(epoch, int(order[last]))))
+
+    # -- resumable state --------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Returns a JSON-able checkpoint: the next batch to deliver and what it means.
+
+        ``{"epoch", "next_index", "num_batches", "shuffle", "seed", "plan"}``; pass it
+        as ``initial_state`` to continue without repeating or skipping a sample.
+        """
+        num_batches = len(self.sequence)
+        return {
+            "epoch": self._epoch,
+            "next_index": self._next,
+            "num_batches": num_batches,
+            "shuffle": self.shuffle,
+            "seed": self.seed,
+            "plan": _plan_identity(self.sequence, num_batches, self.shuffle, self.seed),
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        num_batches = len(self.sequence)
+        expected = _plan_identity(self.sequence, num_batches, self.shuffle, self.seed)
+        if state.get("plan") != expected:
+            raise ValueError(
+                f"initial_state belongs to another sequence or settings: its plan is "
+                f"{state.get('plan')!r} (num_batches={state.get('num_batches')}, "
+                f"shuffle={state.get('shuffle')}, seed={state.get('seed')}), this "
+                f"enqueuer's is {expected!r} (num_batches={num_batches}, "
+                f"shuffle={self.shuffle}, seed={self.seed})"
+            )
+        epoch, next_index = state["epoch"], state["next_index"]
+        if not (0 <= next_index <= num_batches and epoch >= 0):
+            raise ValueError(f"initial_state out of range: epoch={epoch}, next_index={next_index}")
+        self._epoch, self._next = int(epoch), int(next_index)
+        if hasattr(self.sequence, "set_epoch"):
+            self.sequence.set_epoch(self._epoch)

@@ -1,0 +1,91 @@
+"""Where batches are computed: in the consumer's thread, in threads, or in processes.
+
+Each executor has the same three calls: ``start_epoch(epoch, sequence)`` before the
+epoch's first task, ``submit(epoch, index) -> future`` and ``shutdown(timeout)``.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import cloudpickle
+
+from .pool import ProcessPool
+
+
+class _Deferred:
+    """A future computed when its result is asked for (in-process execution)."""
+
+    def __init__(self, sequence: Any, index: int) -> None:
+        self._sequence = sequence
+        self._index = index
+
+    def result(self) -> Any:
+        return self._sequence[self._index]
+
+    def cancel(self) -> bool:
+        return True
+
+
+class InlineExecutor:
+    """Computes each batch in the consumer's thread, when it is consumed."""
+
+    def start_epoch(self, epoch: int, sequence: Any) -> None:
+        self._sequence = sequence
+
+    def submit(self, epoch: int, index: int) -> _Deferred:
+        return _Deferred(self._sequence, index)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        pass
+
+
+class ThreadExecutor:
+    """Computes batches in ``workers`` threads sharing the sequence object."""
+
+    def __init__(self, workers: int) -> None:
+        self._threads = ThreadPoolExecutor(workers, thread_name_prefix="seqpipe-worker")
+
+    def start_epoch(self, epoch: int, sequence: Any) -> None:
+        self._sequence = sequence
+
+    def submit(self, epoch: int, index: int) -> Future:
+        return self._threads.submit(self._sequence.__getitem__, index)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        self._threads.shutdown(wait=True, cancel_futures=True)
+
+
+class ProcessExecutor:
+    """Computes batches in worker processes (see `ProcessPool`).
+
+    The sequence is cloudpickled once per epoch, after ``on_epoch_end``, so workers see
+    its effect. A sequence whose ``on_epoch_end`` only advances a pure epoch counter
+    (``pure_epochs`` is true, as for a `Pipeline`) is shipped once; later epochs send
+    just the epoch number.
+    """
+
+    def __init__(self, workers: int, start_method: str | None, max_retries: int) -> None:
+        self.pool = ProcessPool(workers, start_method=start_method, max_retries=max_retries)
+        self._shipped = False
+
+    def start_epoch(self, epoch: int, sequence: Any) -> None:
+        if self._shipped and getattr(sequence, "pure_epochs", False):
+            self.pool.start_epoch(epoch, None)
+            return
+        try:
+            payload = cloudpickle.dumps(sequence)
+        except Exception as error:
+            raise TypeError(
+                f"the sequence {sequence!r} cannot be sent to worker processes: {error}. "
+                f"Use threads (use_multiprocessing=False) or make it picklable"
+            ) from error
+        self.pool.start_epoch(epoch, payload)
+        self._shipped = True
+
+    def submit(self, epoch: int, index: int) -> Future:
+        return self.pool.submit(epoch, index)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        self.pool.shutdown(timeout)
