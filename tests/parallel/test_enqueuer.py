@@ -1,0 +1,332 @@
+import json
+import mmap
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from parallel import OrderedEnqueuer, RemoteTraceback, WorkerCrashed
+from parallel.shm import leftover_segments
+from pipeline import Pipeline
+
+from ._sequences import Failing, Ids, Killing, RaisesUnpicklable
+
+pytestmark = pytest.mark.timeout(60)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _epoch(enqueuer):
+    return [batch for batch in enqueuer.iter_epoch()]
+
+
+def _ids_of(batches):
+    return np.concatenate([b[0] if isinstance(b, tuple) else b for b in batches]).tolist()
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+def _wait_until(predicate, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(1, 60),
+    batch_size=st.integers(1, 9),
+    shuffle=st.sampled_from([False, True, "batch"]),
+    seed=st.integers(0, 1000),
+    workers=st.integers(1, 3),
+    queue=st.integers(1, 6),
+)
+def test_every_batch_exactly_once_in_plan_order_for_any_worker_count(
+    n, batch_size, shuffle, seed, workers, queue
+):
+    p = Pipeline(np.arange(n), batch_size=batch_size, shuffle=shuffle, seed=seed)
+    expected = [
+        np.concatenate([p.get_batch(i, e) for i in range(len(p))]).tolist() for e in range(2)
+    ]
+    with OrderedEnqueuer(p, use_multiprocessing=True) as enqueuer:
+        enqueuer.start(workers=workers, max_queue_size=queue)
+        got = [_ids_of(_epoch(enqueuer)) for _ in range(2)]
+    assert got == expected
+    assert sorted(got[0]) == list(range(n))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    workers=st.integers(0, 3),
+    shuffle=st.booleans(),
+    seed=st.integers(0, 50),
+)
+def test_threads_and_inline_deliver_the_same_batches(n, workers, shuffle, seed):
+    seq = Ids(n)
+    order = OrderedEnqueuer(Ids(n), shuffle=shuffle, seed=seed)
+    order.start(workers=0)
+    expected = _ids_of(_epoch(order))
+    enqueuer = OrderedEnqueuer(seq, use_multiprocessing=False, shuffle=shuffle, seed=seed)
+    enqueuer.start(workers=workers, max_queue_size=3)
+    assert _ids_of(_epoch(enqueuer)) == expected
+    enqueuer.stop()
+    assert sorted(i // 10 for i in expected) == list(range(n))
+
+
+def test_get_runs_on_epoch_end_once_per_epoch_in_the_parent_and_workers_see_it():
+    seq = Ids(4)
+    with OrderedEnqueuer(seq, use_multiprocessing=True) as enqueuer:
+        enqueuer.start(workers=2)
+        gen = enqueuer.get()
+        got = [next(gen)[0][0] for _ in range(12)]
+    assert got == [0, 10, 20, 30, 1, 11, 21, 31, 2, 12, 22, 32]
+    assert seq.epoch_end_pids == [os.getpid()] * 2  # the third epoch has not ended
+
+
+def test_queue_bounds_the_batches_computed_ahead(tmp_path):
+    seq = Ids(40, log_dir=str(tmp_path))
+    with OrderedEnqueuer(seq, use_multiprocessing=True) as enqueuer:
+        enqueuer.start(workers=2, max_queue_size=3)
+        gen = enqueuer.iter_epoch()
+        for consumed in range(1, 4):
+            next(gen)
+            time.sleep(0.3)  # time enough for workers to run ahead if they could
+            assert len(os.listdir(tmp_path)) <= consumed + 3
+
+
+def test_large_arrays_arrive_through_shared_memory_and_stay_valid():
+    seq = Ids(12, nbytes=1 << 20)
+    with OrderedEnqueuer(seq, use_multiprocessing=True) as enqueuer:
+        enqueuer.start(workers=2, max_queue_size=2)
+        kept = _epoch(enqueuer)  # the consumer keeps every batch of the epoch
+        in_shm = leftover_segments(enqueuer._executor.pool.shm.prefix)
+        assert len(in_shm) >= 12  # no segment was reused while its arrays were held
+        for index, (ids, payload) in enumerate(kept):
+            assert ids.tolist() == [index * 10]
+            assert payload.shape == (1 << 20,) and np.all(payload == index % 251)
+            base = payload
+            while isinstance(base, np.ndarray | memoryview):
+                base = base.base if isinstance(base, np.ndarray) else base.obj
+            assert isinstance(base, mmap.mmap)
+        # Dropping the batches recycles the segments: the next epoch allocates none.
+        del kept, ids, payload, base
+        before = len(leftover_segments(enqueuer._executor.pool.shm.prefix))
+        for _ in enqueuer.iter_epoch():
+            pass
+        after = len(leftover_segments(enqueuer._executor.pool.shm.prefix))
+        assert after <= before
+
+
+def test_sigkilled_worker_is_replaced_and_nothing_is_lost_or_repeated():
+    seq = Ids(30, delay=0.02)
+    with OrderedEnqueuer(seq, use_multiprocessing=True) as enqueuer:
+        enqueuer.start(workers=2, max_queue_size=4)
+        pool = enqueuer._executor.pool
+        got = []
+        for index, batch in enumerate(enqueuer.iter_epoch()):
+            got.append(batch[0][0])
+            if index in (5, 17):
+                os.kill(pool.worker_pids()[0], signal.SIGKILL)
+        assert got == [i * 10 for i in range(30)]
+        assert len(pool.worker_pids_started) >= 4
+        assert len(pool.worker_pids()) == 2
+
+
+def test_a_batch_that_keeps_killing_workers_raises_naming_it():
+    with OrderedEnqueuer(Killing(10, bad=6), use_multiprocessing=True, max_retries=2) as enqueuer:
+        enqueuer.start(workers=2)
+        got = []
+        with pytest.raises(WorkerCrashed, match="batch 6 killed 2 worker") as info:
+            for batch in enqueuer.iter_epoch():
+                got.append(batch[0][0])
+    assert got == [0, 10, 20, 30, 40, 50]
+    assert info.value.index == 6 and info.value.exitcodes == [-9, -9]
+    assert not enqueuer.is_running()
+
+
+def test_getitem_error_reaches_the_consumer_with_index_and_worker_traceback():
+    enqueuer = OrderedEnqueuer(Failing(10, bad=7), use_multiprocessing=True)
+    enqueuer.start(workers=2)
+    pool = enqueuer._executor.pool
+    pids = pool.worker_pids()
+    with pytest.raises(ValueError, match="cannot read record 7") as info:
+        _epoch(enqueuer)
+    assert any("__getitem__(7)" in note for note in info.value.__notes__)
+    cause = info.value.__cause__
+    assert isinstance(cause, RemoteTraceback)
+    assert "_sequences.py" in cause.traceback_text and "in __getitem__" in cause.traceback_text
+    assert not enqueuer.is_running()
+    assert not any(_alive(pid) for pid in pids)
+    assert leftover_segments(pool.shm.prefix) == []
+
+
+def test_unpicklable_error_still_arrives_with_type_and_text():
+    enqueuer = OrderedEnqueuer(RaisesUnpicklable(3), use_multiprocessing=True)
+    enqueuer.start(workers=1)
+    with pytest.raises(RuntimeError, match="Unpicklable: opaque failure"):
+        _epoch(enqueuer)
+
+
+def test_thread_errors_propagate_and_stop():
+    enqueuer = OrderedEnqueuer(Failing(5, bad=2))
+    enqueuer.start(workers=2)
+    with pytest.raises(ValueError, match="record 2"):
+        _epoch(enqueuer)
+    assert not enqueuer.is_running()
+
+
+def test_stop_leaves_no_workers_and_no_shared_memory():
+    enqueuer = OrderedEnqueuer(Ids(50, nbytes=200_000, delay=0.01), use_multiprocessing=True)
+    enqueuer.start(workers=3)
+    gen = enqueuer.get()
+    batches = [next(gen) for _ in range(5)]
+    pool = enqueuer._executor.pool
+    pids = pool.worker_pids()
+    assert all(_alive(p) for p in pids) and leftover_segments(pool.shm.prefix)
+    enqueuer.stop()
+    assert not any(_alive(p) for p in pids)
+    assert leftover_segments(pool.shm.prefix) == []
+    assert [b[1][0] for b in batches] == [0, 1, 2, 3, 4]  # delivered batches stay valid
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {root!r})
+    {preamble}
+    from parallel import OrderedEnqueuer
+    from tests.parallel._sequences import Ids
+    if __name__ == "__main__":
+        enqueuer = OrderedEnqueuer(Ids(10**6, nbytes=100_000, delay=0.01), use_multiprocessing=True)
+        enqueuer.start(workers=2)
+        gen = enqueuer.get()
+        next(gen)
+        pool = enqueuer._executor.pool
+        print(pool.shm.prefix, *pool.worker_pids(), flush=True)
+        for batch in gen:
+            time.sleep(0.01)
+    """
+)
+
+
+def _start_child(preamble=""):
+    code = _CHILD.format(root=ROOT, preamble=preamble)
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    prefix, *pids = child.stdout.readline().split()
+    return child, prefix, [int(p) for p in pids]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_ctrl_c_or_a_killed_parent_leave_nothing_behind(sig):
+    child, prefix, pids = _start_child()
+    assert len(pids) == 2 and all(_alive(p) for p in pids)
+    time.sleep(0.3)
+    child.send_signal(sig)
+    _, err = child.communicate(timeout=30)
+    if sig == signal.SIGINT:
+        assert "KeyboardInterrupt" in err
+    assert _wait_until(lambda: not any(_alive(p) for p in pids)), pids
+    assert _wait_until(lambda: leftover_segments(prefix) == []), leftover_segments(prefix)
+
+
+@pytest.mark.timeout(120)
+def test_safe_with_tensorflow_imported_in_the_parent():
+    pytest.importorskip("tensorflow")
+    child, prefix, pids = _start_child("import tensorflow as tf; tf.constant(1.0) + 1")
+    assert len(pids) == 2
+    child.send_signal(signal.SIGINT)
+    child.communicate(timeout=30)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 30),
+    batch_size=st.integers(1, 5),
+    shuffle=st.sampled_from([False, True, "batch"]),
+    enqueuer_shuffle=st.booleans(),
+    cut=st.integers(0, 200),
+    workers=st.integers(0, 2),
+)
+def test_resume_from_state_neither_repeats_nor_skips(
+    n, batch_size, shuffle, enqueuer_shuffle, cut, workers
+):
+    def make():
+        return Pipeline(np.arange(n), batch_size=batch_size, shuffle=shuffle, seed=3)
+
+    def run(enqueuer, count):
+        gen = enqueuer.get()
+        return [next(gen).tolist() for _ in range(count)]
+
+    total = 3 * len(make())
+    cut = cut % (total + 1)
+    straight = OrderedEnqueuer(make(), shuffle=enqueuer_shuffle, seed=1)
+    straight.start(workers=0)
+    expected = run(straight, total)
+
+    first = OrderedEnqueuer(make(), shuffle=enqueuer_shuffle, seed=1)
+    first.start(workers=workers)
+    head = run(first, cut)
+    state = json.loads(json.dumps(first.state()))
+    first.stop()
+    resumed = OrderedEnqueuer(make(), shuffle=enqueuer_shuffle, seed=1, initial_state=state)
+    resumed.start(workers=workers)
+    tail = run(resumed, total - cut)
+    resumed.stop()
+    assert head + tail == expected
+
+
+def test_resume_with_processes_and_a_mismatched_state():
+    p = Pipeline(np.arange(20), batch_size=3, shuffle=True, seed=9)
+    with OrderedEnqueuer(p, use_multiprocessing=True) as first:
+        first.start(workers=2)
+        gen = first.get()
+        head = [next(gen).tolist() for _ in range(9)]
+        state = first.state()
+    assert state["epoch"] == 1 and state["next_index"] == 2
+    fresh = Pipeline(np.arange(20), batch_size=3, shuffle=True, seed=9)
+    with OrderedEnqueuer(fresh, use_multiprocessing=True, initial_state=state) as second:
+        second.start(workers=2)
+        gen = second.get()
+        tail = [next(gen).tolist() for _ in range(12)]
+    expected = [fresh.get_batch(i, e).tolist() for e in range(3) for i in range(7)]
+    assert head + tail == expected
+    other = Pipeline(np.arange(21), batch_size=3, shuffle=True, seed=9)
+    with pytest.raises(ValueError, match="belongs to another sequence"):
+        OrderedEnqueuer(other, initial_state=state)
+
+
+def test_argument_errors():
+    enqueuer = OrderedEnqueuer(Ids(3))
+    with pytest.raises(ValueError, match="workers=-1"):
+        enqueuer.start(workers=-1)
+    with pytest.raises(RuntimeError, match="start"):
+        next(enqueuer.get())
+    with pytest.raises(ValueError, match="start_method"):
+        OrderedEnqueuer(Ids(3), use_multiprocessing=True, start_method="teleport").start(2)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_other_start_methods(method):
+    with OrderedEnqueuer(Ids(6), use_multiprocessing=True, start_method=method) as enqueuer:
+        enqueuer.start(workers=2)
+        assert [b[0][0] for b in enqueuer.iter_epoch()] == [0, 10, 20, 30, 40, 50]
