@@ -110,7 +110,9 @@ class OrderedEnqueuer:
         if workers == 0:
             self._executor = InlineExecutor()
         elif self.use_multiprocessing:
-            self._executor = ProcessExecutor(workers, self.start_method, self.max_retries)
+            self._executor = ProcessExecutor(
+                workers, self.start_method, self.max_retries, max_queue_size
+            )
         else:
             self._executor = ThreadExecutor(workers)
         self.workers = workers

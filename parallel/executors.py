@@ -66,8 +66,15 @@ class ProcessExecutor:
     just the epoch number.
     """
 
-    def __init__(self, workers: int, start_method: str | None, max_retries: int) -> None:
-        self.pool = ProcessPool(workers, start_method=start_method, max_retries=max_retries)
+    def __init__(
+        self, workers: int, start_method: str | None, max_retries: int, max_queue_size: int
+    ) -> None:
+        self.pool = ProcessPool(
+            workers,
+            start_method=start_method,
+            max_retries=max_retries,
+            max_free_segments=max_queue_size + workers,
+        )
         self._shipped = False
 
     def start_epoch(self, epoch: int, sequence: Any) -> None:

@@ -18,6 +18,7 @@ exactly: they are recomputed by a replacement.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
@@ -43,8 +44,9 @@ from .messages import (
 from .shm import SharedArrayPool
 from .worker import run_worker
 
-# Tasks sent ahead to one worker: two keep it busy while the parent handles a result.
-_TASKS_PER_WORKER = 2
+# Tasks sent ahead to one worker: enough to keep it busy while the parent handles
+# results (4 measured ~15% faster than 2 on the 'tiny' benchmark).
+_TASKS_PER_WORKER = 4
 _LIVE_POOLS: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
 
 
@@ -84,7 +86,8 @@ class ProcessPool:
         start_method: ``'forkserver'`` (default), ``'spawn'`` or ``'fork'``.
         max_retries: how many workers one batch may kill before it fails with
             `WorkerCrashed`.
-        max_free_segments: free shared-memory segments kept for reuse.
+        max_free_segments: free shared-memory segments kept for reuse (and mapped by
+            each worker): the enqueuer passes ``max_queue_size + workers``.
 
     Raises:
         ValueError: for a bad worker count or start method.
@@ -110,6 +113,7 @@ class ProcessPool:
             self._ctx.set_forkserver_preload(["parallel.worker"])
         self._num_workers = num_workers
         self._max_retries = max_retries
+        self._max_free_segments = max_free_segments
         self.shm = SharedArrayPool(max_free=max_free_segments)
         self._commands: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
@@ -177,9 +181,9 @@ class ProcessPool:
                 for worker in list(self._workers):
                     if worker.conn in ready:
                         self._receive(worker)
-                    if worker.process.sentinel in ready or not worker.process.is_alive():
-                        if worker in self._workers:
-                            self._replace(worker)
+                    dead = worker.process.sentinel in ready or not worker.process.is_alive()
+                    if dead and worker in self._workers:
+                        self._replace(worker)
         except BaseException as error:  # never leave a consumer waiting on a dead thread
             for future in self._futures.values():
                 if not future.done():
@@ -191,7 +195,10 @@ class ProcessPool:
     def _spawn(self) -> _Worker:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
-            target=run_worker, args=(child_conn,), daemon=True, name="seqpipe-worker"
+            target=run_worker,
+            args=(child_conn, self._max_free_segments),
+            daemon=True,
+            name="seqpipe-worker",
         )
         process.start()
         child_conn.close()
@@ -236,10 +243,9 @@ class ProcessPool:
             self._send(worker, task)
 
     def _send(self, worker: _Worker, message: Any) -> None:
-        try:
+        # A dead worker's send fails; its sentinel brings it to _replace.
+        with contextlib.suppress(OSError):
             worker.conn.send(message)
-        except OSError:
-            pass  # the worker is dead; its sentinel brings it to _replace
 
     def _receive(self, worker: _Worker) -> None:
         try:

@@ -17,6 +17,7 @@ keeps correct data.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import mmap
 import os
@@ -25,10 +26,10 @@ import secrets
 import threading
 import weakref
 from collections import OrderedDict
+from multiprocessing import resource_tracker
 from typing import Any
 
 import numpy as np
-from multiprocessing import resource_tracker
 
 SHM_DIR = "/dev/shm"
 # Arrays smaller than this travel inside the pickle: a shared-memory round trip costs
@@ -86,7 +87,7 @@ def pack(batch: Any) -> tuple[bytes, list[memoryview], tuple[tuple[int, int], ..
 class SegmentWriter:
     """A worker's cache of mapped segments (bounded, least recently used dropped)."""
 
-    def __init__(self, max_mapped: int = 64) -> None:
+    def __init__(self, max_mapped: int = 16) -> None:
         self._maps: OrderedDict[str, np.ndarray] = OrderedDict()
         self._max = max_mapped
 
@@ -134,10 +135,8 @@ class _Segment:
         self.size = size
 
     def unlink(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(SHM_DIR, self.name))
-        except FileNotFoundError:
-            pass
         resource_tracker.unregister("/" + self.name, "shared_memory")
         # The mapping itself stays valid for arrays still built on it; it is unmapped
         # when the last of them is garbage collected.

@@ -53,16 +53,18 @@ def _failure(task: Task, error: BaseException) -> BatchFailed:
     )
 
 
-def run_worker(conn: Connection) -> None:
+def run_worker(conn: Connection, max_mapped: int) -> None:
     """Serves tasks from ``conn`` until `Shutdown` or the parent's death.
 
     Args:
         conn: this worker's end of its duplex pipe to the parent.
+        max_mapped: segments kept mapped; an unlinked segment's memory is freed only
+            once no process maps it, so this bounds what a worker can keep alive.
     """
     # Ctrl-C reaches the whole process group; the parent owns shutdown.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
-    writer = SegmentWriter()
+    writer = SegmentWriter(max_mapped)
     sequence: Any = None
     # Messages that arrived while this worker waited for a SpaceGrant.
     stashed: deque[Any] = deque()

@@ -57,8 +57,7 @@ def contiguous_runs(sorted_ids: np.ndarray) -> list[tuple[int, int]]:
     starts = np.concatenate([[0], breaks])
     stops = np.concatenate([breaks, [len(sorted_ids)]])
     return [
-        (int(sorted_ids[a]), int(sorted_ids[b - 1]) + 1)
-        for a, b in zip(starts, stops, strict=True)
+        (int(sorted_ids[a]), int(sorted_ids[b - 1]) + 1) for a, b in zip(starts, stops, strict=True)
     ]
 
 

@@ -252,10 +252,13 @@ def test_ctrl_c_or_a_killed_parent_leave_nothing_behind(sig):
 @pytest.mark.timeout(120)
 def test_safe_with_tensorflow_imported_in_the_parent():
     pytest.importorskip("tensorflow")
+    # The child printed its workers only after they delivered the first batch.
     child, prefix, pids = _start_child("import tensorflow as tf; tf.constant(1.0) + 1")
     assert len(pids) == 2
     child.send_signal(signal.SIGINT)
     child.communicate(timeout=30)
+    assert _wait_until(lambda: not any(_alive(p) for p in pids)), pids
+    assert _wait_until(lambda: leftover_segments(prefix) == [])
 
 
 @settings(max_examples=30, deadline=None)

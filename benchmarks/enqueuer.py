@@ -1,0 +1,334 @@
+"""Side-by-side loader benchmark: serial loop, seqpipe, Keras 3 PyDataset, PyTorch.
+
+Run: ``python benchmarks/enqueuer.py``. Every cell (loader x workload) runs in a fresh
+process, three times; the table shows medians of epoch 1 (start-up included) and of
+epochs 2-3. Workloads: "tiny" (2000 batches of (32, 16) float32: per-batch overhead),
+"large" (200 batches of (64, 224, 224, 3) uint8: MB/s), "cpu" (200 batches of ~20 ms of
+GIL-holding Python: speed-up over serial), "hdf5" (a ~1 GB file, batches of 64
+128x128x3 images through Pipeline(HDF5Matrix), contiguous and shuffled). It also
+reports the machine's memcpy bandwidth, seqpipe's first-batch latency and the process
+tree's peak memory on "large", and memory over 20 epochs. Peers that are not installed
+are skipped (see benchmarks/requirements.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from _common import markdown_table  # noqa: E402
+
+LOADERS = ["serial", "raw-h5py", "seqpipe", "keras", "torch"]
+WORKERS = 2
+
+
+class TreeMemory:
+    """Samples the summed RSS and PSS of this process and its children."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._me = psutil.Process()
+        self.peak_rss = self.peak_pss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def sample(self) -> tuple[int, int]:
+        rss = pss = 0
+        for proc in [self._me, *self._me.children(recursive=True)]:
+            try:
+                info = proc.memory_full_info()
+            except Exception:
+                continue
+            rss += info.rss
+            pss += info.pss
+        return rss, pss
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            rss, pss = self.sample()
+            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _sequence(workload: str, param: int, h5path: str | None):
+    if workload.startswith("hdf5"):
+        from pipeline import Pipeline
+        from sources import HDF5Matrix
+
+        shuffle = workload == "hdf5-shuffled"
+        return Pipeline(HDF5Matrix(h5path, "x"), batch_size=64, shuffle=shuffle, seed=0)
+    from _workloads import Workload
+
+    return Workload(workload, param)
+
+
+def _epochs_of(loader: str, seq, epochs: int, first_batch: list[float]):
+    """Yields one iterator per epoch for ``loader``; cleanup after the last."""
+    if loader == "serial":
+        for _ in range(epochs):
+            yield (seq[i] for i in range(len(seq)))
+            seq.on_epoch_end()
+    elif loader == "seqpipe":
+        from parallel import OrderedEnqueuer
+
+        start = time.perf_counter()
+        enqueuer = OrderedEnqueuer(seq, use_multiprocessing=True)
+        enqueuer.start(workers=WORKERS, max_queue_size=10)
+        batches = enqueuer.iter_epoch()
+        first = next(batches)
+        first_batch.append(time.perf_counter() - start)
+        yield itertools.chain([first], batches)
+        del first
+        for _ in range(epochs - 1):
+            yield enqueuer.iter_epoch()
+        enqueuer.stop()
+    elif loader == "raw-h5py":
+        import h5py
+
+        dset = h5py.File(seq.sources.datapath, "r")["x"]
+        for _ in range(epochs):
+            yield (dset[i * 64 : (i + 1) * 64] for i in range(len(seq)))
+    elif loader == "keras":
+        from _workloads import keras_dataset
+        from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+        adapter = PyDatasetAdapter(keras_dataset(seq), shuffle=False)
+        for _ in range(epochs):
+            adapter.on_epoch_begin()
+            yield adapter.get_numpy_iterator()
+            adapter.on_epoch_end()
+    elif loader == "torch":
+        from _workloads import torch_dataset
+        from torch.utils.data import DataLoader
+
+        loader_ = DataLoader(
+            torch_dataset(seq), batch_size=None, num_workers=WORKERS, persistent_workers=True
+        )
+        for _ in range(epochs):
+            yield iter(loader_)
+
+
+def run_cell(loader: str, workload: str, param: int, h5path: str | None, epochs: int) -> dict:
+    """One loader on one workload in this (fresh) process; returns timings as a dict."""
+    seq = _sequence(workload, param, h5path)
+    memory = TreeMemory() if workload == "large" else None
+    first_batch: list[float] = []
+    times, rss_by_epoch = [], []
+    epochs_iter = _epochs_of(loader, seq, epochs, first_batch)
+    start = time.perf_counter()
+    nbytes = 0
+    for batches in epochs_iter:
+        count = 0
+        for batch in batches:
+            count += 1
+            if count == 1 and not times:
+                arr = batch[0] if isinstance(batch, tuple) else batch
+                nbytes = int(np.asarray(arr).nbytes)
+        times.append(time.perf_counter() - start)
+        if memory is not None:
+            rss_by_epoch.append(memory.sample()[0])
+        start = time.perf_counter()
+        assert count == len(seq), (loader, workload, count)
+    result = {"epoch_times": times, "batch_bytes": nbytes, "batches": len(seq)}
+    if first_batch:
+        result["first_batch_s"] = first_batch[0]
+    if memory is not None:
+        memory.stop()
+        result.update(peak_rss=memory.peak_rss, peak_pss=memory.peak_pss, rss=rss_by_epoch)
+    return result
+
+
+def _spawn_cell(loader, workload, param, h5path, epochs) -> dict | None:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--cell",
+        loader,
+        workload,
+        str(param),
+        h5path or "-",
+        str(epochs),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        sys.stderr.write(f"cell {loader}/{workload} failed:\n{proc.stderr[-2000:]}\n")
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _installed(loader: str) -> bool:
+    module = {"keras": "keras", "torch": "torch"}.get(loader)
+    if module is None:
+        return True
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def memcpy_bandwidth() -> float:
+    src = np.ones(96 * 2**20, dtype=np.uint8)
+    dst = np.empty_like(src)
+    best = min(_timed(lambda: np.copyto(dst, src)) for _ in range(5))
+    return src.nbytes / best
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def calibrate_cpu(target_s: float = 0.020) -> int:
+    from _workloads import burn
+
+    loops = 100_000
+    elapsed = min(_timed(lambda: burn(loops)) for _ in range(3))
+    return int(loops * target_s / elapsed)
+
+
+def write_h5(path: str, gigabytes: float) -> None:
+    import h5py
+
+    rows = int(gigabytes * 1e9 / (128 * 128 * 3))
+    with h5py.File(path, "w") as f:
+        dset = f.create_dataset("x", (rows, 128, 128, 3), "uint8", chunks=(16, 128, 128, 3))
+        block = np.random.default_rng(0).integers(0, 255, (1024, 128, 128, 3), dtype=np.uint8)
+        for lo in range(0, rows, 1024):
+            hi = min(lo + 1024, rows)
+            dset[lo:hi] = block[: hi - lo]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cell", nargs=5, metavar=("LOADER", "WORKLOAD", "P", "H5", "EPOCHS"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workloads", default="tiny,large,cpu,hdf5,hdf5-shuffled")
+    parser.add_argument("--hdf5-gb", type=float, default=1.0)
+    parser.add_argument("--soak-epochs", type=int, default=20)
+    args = parser.parse_args()
+    if args.cell:
+        loader, workload, param, h5, epochs = args.cell
+        h5path = None if h5 == "-" else h5
+        print(json.dumps(run_cell(loader, workload, int(param), h5path, int(epochs))))
+        return
+
+    workloads = args.workloads.split(",")
+    loaders = [name for name in LOADERS if _installed(name)]
+    skipped = sorted(set(LOADERS) - set(loaders))
+    cpu_loops = calibrate_cpu()
+    bandwidth = memcpy_bandwidth()
+    rows, notes = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        h5path = os.path.join(tmp, "bench.h5")
+        if any(w.startswith("hdf5") for w in workloads):
+            write_h5(h5path, args.hdf5_gb)
+        for workload in workloads:
+            for loader in loaders:
+                is_h5 = workload.startswith("hdf5")
+                if (is_h5 and loader in ("keras", "torch")) or (
+                    loader == "raw-h5py" and workload != "hdf5"
+                ):
+                    # Peers are measured on the synthetic workloads; on HDF5 the bar is
+                    # the serial loop, raw h5py slicing for contiguous reads.
+                    continue
+                runs = [
+                    _spawn_cell(loader, workload, cpu_loops, h5path, 3) for _ in range(args.repeats)
+                ]
+                runs = [r for r in runs if r]
+                if not runs:
+                    continue
+                first = statistics.median(r["epoch_times"][0] for r in runs)
+                steady = statistics.median(np.mean(r["epoch_times"][1:]) for r in runs)
+                per_batch = steady / runs[0]["batches"]
+                mbps = runs[0]["batch_bytes"] * runs[0]["batches"] / steady / 1e6
+                row = {
+                    "workload": workload,
+                    "loader": loader,
+                    "epoch1_s": first,
+                    "steady_s": steady,
+                    "per_batch_ms": per_batch * 1e3,
+                    "MB/s": mbps,
+                }
+                if "peak_rss" in runs[0]:
+                    row["peak_rss_MB"] = statistics.median(r["peak_rss"] for r in runs) / 1e6
+                    row["peak_pss_MB"] = statistics.median(r["peak_pss"] for r in runs) / 1e6
+                if "first_batch_s" in runs[0]:
+                    row["first_batch_s"] = statistics.median(r["first_batch_s"] for r in runs)
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr)
+        soak = None
+        if "large" in workloads and args.soak_epochs:
+            soak = _spawn_cell("seqpipe", "large", 0, None, args.soak_epochs)
+
+    serial = {r["workload"]: r for r in rows if r["loader"] == "serial"}
+    table = []
+    for r in rows:
+        base = serial.get(r["workload"])
+        speedup = base["steady_s"] / r["steady_s"] if base else float("nan")
+        table.append(
+            [
+                r["workload"],
+                r["loader"],
+                f"{r['epoch1_s']:.2f}",
+                f"{r['steady_s']:.2f}",
+                f"{r['per_batch_ms']:.3f}",
+                f"{r['MB/s']:.0f}",
+                f"{speedup:.2f}x",
+                f"{r['peak_rss_MB']:.0f} / {r['peak_pss_MB']:.0f}" if "peak_rss_MB" in r else "",
+            ]
+        )
+    print(
+        f"memcpy bandwidth: {bandwidth / 1e9:.2f} GB/s; cpu batch: {cpu_loops} loops "
+        f"(~20 ms); {WORKERS} workers; medians of {args.repeats} fresh processes"
+    )
+    if skipped:
+        print(f"skipped (not installed): {', '.join(skipped)}")
+    print(
+        markdown_table(
+            [
+                "workload",
+                "loader",
+                "epoch 1 s",
+                "epochs 2-3 s/epoch",
+                "ms/batch (2-3)",
+                "MB/s (2-3)",
+                "vs serial (2-3)",
+                "peak RSS / PSS MB",
+            ],
+            table,
+        )
+    )
+    firsts = [r["first_batch_s"] for r in rows if "first_batch_s" in r]
+    if firsts:
+        print(f"seqpipe first batch after start(): max {max(firsts):.2f} s over workloads")
+    if soak:
+        rss = [x / 1e6 for x in soak["rss"]]
+        print(
+            f"seqpipe 'large' over {len(rss)} epochs, tree RSS after epochs 1/10/last: "
+            f"{rss[0]:.0f} / {rss[min(9, len(rss) - 1)]:.0f} / {rss[-1]:.0f} MB"
+        )
+    for note in notes:
+        print(note)
+
+
+if __name__ == "__main__":
+    main()
