@@ -236,7 +236,7 @@ def main() -> None:
     skipped = sorted(set(LOADERS) - set(loaders))
     cpu_loops = calibrate_cpu()
     bandwidth = memcpy_bandwidth()
-    rows, notes = [], []
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         h5path = os.path.join(tmp, "bench.h5")
         if any(w.startswith("hdf5") for w in workloads):
@@ -326,8 +326,6 @@ def main() -> None:
             f"seqpipe 'large' over {len(rss)} epochs, tree RSS after epochs 1/10/last: "
             f"{rss[0]:.0f} / {rss[min(9, len(rss) - 1)]:.0f} / {rss[-1]:.0f} MB"
         )
-    for note in notes:
-        print(note)
 
 
 if __name__ == "__main__":
