@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def batch_note(index: int, epoch: int) -> str:
+    """The note added to an exception raised while computing a batch."""
+    return f"raised by __getitem__({index}) in the enqueuer, epoch {epoch}"
+
+
 class WorkerCrashed(RuntimeError):
     """A batch killed ``max_retries`` worker processes in a row.
 

@@ -11,18 +11,27 @@ from typing import Any
 
 import cloudpickle
 
+from .errors import batch_note
 from .pool import ProcessPool
+
+
+def _compute(sequence: Any, epoch: int, index: int) -> Any:
+    try:
+        return sequence[index]
+    except Exception as error:
+        if hasattr(error, "add_note"):
+            error.add_note(batch_note(index, epoch))
+        raise
 
 
 class _Deferred:
     """A future computed when its result is asked for (in-process execution)."""
 
-    def __init__(self, sequence: Any, index: int) -> None:
-        self._sequence = sequence
-        self._index = index
+    def __init__(self, sequence: Any, epoch: int, index: int) -> None:
+        self._args = (sequence, epoch, index)
 
     def result(self) -> Any:
-        return self._sequence[self._index]
+        return _compute(*self._args)
 
     def cancel(self) -> bool:
         return True
@@ -35,7 +44,7 @@ class InlineExecutor:
         self._sequence = sequence
 
     def submit(self, epoch: int, index: int) -> _Deferred:
-        return _Deferred(self._sequence, index)
+        return _Deferred(self._sequence, epoch, index)
 
     def shutdown(self, timeout: float | None = None) -> None:
         pass
@@ -51,7 +60,7 @@ class ThreadExecutor:
         self._sequence = sequence
 
     def submit(self, epoch: int, index: int) -> Future:
-        return self._threads.submit(self._sequence.__getitem__, index)
+        return self._threads.submit(_compute, self._sequence, epoch, index)
 
     def shutdown(self, timeout: float | None = None) -> None:
         self._threads.shutdown(wait=True, cancel_futures=True)

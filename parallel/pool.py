@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any
 
-from .errors import RemoteTraceback, WorkerCrashed
+from .errors import RemoteTraceback, WorkerCrashed, batch_note
 from .messages import (
     BatchFailed,
     BatchReady,
@@ -52,7 +52,7 @@ _LIVE_POOLS: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
 
 def remote_error(failure: BatchFailed) -> BaseException:
     """Rebuilds a worker's exception, naming the batch and chaining its traceback."""
-    note = f"raised by __getitem__({failure.index}) in an enqueuer worker, epoch {failure.epoch}"
+    note = f"{batch_note(failure.index, failure.epoch)} (worker process)"
     error: BaseException | None = None
     if failure.error is not None:
         try:

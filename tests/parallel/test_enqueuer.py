@@ -185,11 +185,13 @@ def test_unpicklable_error_still_arrives_with_type_and_text():
         _epoch(enqueuer)
 
 
-def test_thread_errors_propagate_and_stop():
+@pytest.mark.parametrize("workers", [0, 2])
+def test_thread_and_inline_errors_name_the_index_and_stop(workers):
     enqueuer = OrderedEnqueuer(Failing(5, bad=2))
-    enqueuer.start(workers=2)
-    with pytest.raises(ValueError, match="record 2"):
+    enqueuer.start(workers=workers)
+    with pytest.raises(ValueError, match="record 2") as info:
         _epoch(enqueuer)
+    assert any("__getitem__(2)" in note for note in info.value.__notes__)
     assert not enqueuer.is_running()
 
 
