@@ -189,15 +189,22 @@ class EpochPlan:
         hi = min(lo + self.batch_size, self.samples_per_shard)
         start, end = self.shard_range()
         real_hi = min(hi, end - start)
-        order = self.epoch_order(epoch)
-        ids = np.asarray(order[start + lo : start + max(lo, real_hi)], dtype=np.int64)
+        ids = self._order_slice(epoch, start + lo, start + max(lo, real_hi))
         if self.num_shards == 1:
             return BatchPlan(ids)
         num_pad = (hi - lo) - len(ids)
         weights = np.ones(hi - lo, dtype=np.float32)
         if num_pad:
             # Any real id will do as padding; its weight of 0 keeps it out of the loss.
-            filler = order[end - 1] if end > start else order[0]
-            ids = np.concatenate([ids, np.full(num_pad, filler, dtype=np.int64)])
+            at = end - 1 if end > start else 0
+            filler = self._order_slice(epoch, at, at + 1)
+            ids = np.concatenate([ids, np.repeat(filler, num_pad)])
             weights[hi - lo - num_pad :] = 0.0
         return BatchPlan(ids, weights)
+
+    def _order_slice(self, epoch: int, lo: int, hi: int) -> np.ndarray:
+        # Positions [lo, hi) of the epoch order, without materialising an unshuffled
+        # order: that would cost O(num_samples) per batch.
+        if self.shuffle is True:
+            return np.asarray(self.epoch_order(epoch)[lo:hi], dtype=np.int64)
+        return np.arange(lo, hi, dtype=np.int64)
