@@ -9,10 +9,12 @@ register (or unregister) anything with the tracker.
 
 NOTE [ When a segment is reused ]
 The parent builds the batch's arrays as views of one ``base`` array over the segment
-(numpy keeps ``base`` alive through every view of a view). A ``weakref.finalize`` on
-``base`` returns the segment to the free list only when the consumer holds no array
-of that batch any more, so a consumer that keeps a whole epoch of batches in a list
-keeps correct data.
+(numpy keeps ``base`` alive through every view of a view). A weak reference to ``base``
+marks the segment reusable only when the consumer holds no array of that batch any
+more, so a consumer that keeps a whole epoch of batches in a list keeps correct data.
+The weak reference's callback is ``deque.append``, C code that cannot be interrupted:
+a Python finalizer could swallow a Ctrl-C that lands inside it. Dead references are
+turned back into free segments by the next `SharedArrayPool.acquire`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pickle
 import secrets
 import threading
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from multiprocessing import resource_tracker
 from typing import Any
 
@@ -164,6 +166,10 @@ class SharedArrayPool:
         self._lock = threading.Lock()
         self._free: list[_Segment] = []  # invariant: no array references these
         self._busy: dict[str, _Segment] = {}  # granted to a worker or held by arrays
+        # id(weak ref to a batch's base) -> (the ref, its segment); keyed by id because
+        # a weak ref hashes like its referent, and arrays are unhashable.
+        self._refs: dict[int, tuple[weakref.ref, str]] = {}
+        self._dead: deque[weakref.ref] = deque()  # refs whose batch was collected
         self._max_free = max_free
         self._closed = False
 
@@ -173,6 +179,7 @@ class SharedArrayPool:
 
     def acquire(self, nbytes: int) -> _Segment:
         """Returns a free segment of at least ``nbytes``, creating one if none fits."""
+        self._collect()
         with self._lock:
             if self._closed:
                 raise RuntimeError("the shared-memory pool is closed")
@@ -186,8 +193,16 @@ class SharedArrayPool:
             self._busy[segment.name] = segment
             return segment
 
+    def _collect(self) -> None:
+        while self._dead:
+            ref = self._dead.popleft()
+            with self._lock:
+                entry = self._refs.pop(id(ref), None)
+            if entry is not None:
+                self.release(entry[1])
+
     def release(self, name: str) -> None:
-        """Returns segment ``name`` to the free list (thread-safe; finalizers call it)."""
+        """Returns segment ``name`` to the free list (thread-safe)."""
         with self._lock:
             segment = self._busy.pop(name, None)
             if segment is None:
@@ -210,7 +225,9 @@ class SharedArrayPool:
         total = layout[-1][0] + layout[-1][1]
         base = np.frombuffer(segment.mapping, dtype=np.uint8, count=total)
         batch = pickle.loads(header, buffers=[base[o : o + n] for o, n in layout])
-        weakref.finalize(base, self.release, name)
+        ref = weakref.ref(base, self._dead.append)
+        with self._lock:
+            self._refs[id(ref)] = (ref, name)
         return batch
 
     def close(self) -> None:
@@ -224,3 +241,4 @@ class SharedArrayPool:
                 segment.unlink()
             self._free.clear()
             self._busy.clear()
+            self._refs.clear()

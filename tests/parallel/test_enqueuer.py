@@ -213,7 +213,6 @@ _CHILD = textwrap.dedent(
     """
     import sys, time
     sys.path.insert(0, {root!r})
-    {preamble}
     from parallel import OrderedEnqueuer
     from tests.parallel._sequences import Ids
     if __name__ == "__main__":
@@ -229,8 +228,8 @@ _CHILD = textwrap.dedent(
 )
 
 
-def _start_child(preamble=""):
-    code = _CHILD.format(root=ROOT, preamble=preamble)
+def _start_child():
+    code = _CHILD.format(root=ROOT)
     child = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -251,16 +250,38 @@ def test_ctrl_c_or_a_killed_parent_leave_nothing_behind(sig):
     assert _wait_until(lambda: leftover_segments(prefix) == []), leftover_segments(prefix)
 
 
+_TF_CHILD = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {root!r})
+    from parallel import OrderedEnqueuer
+    from tests.parallel._sequences import Ids
+    if __name__ == "__main__":
+        import tensorflow as tf
+        tf.constant(1.0) + 1  # TensorFlow's thread pools run before any worker starts
+        with OrderedEnqueuer(Ids(40, nbytes=100_000), use_multiprocessing=True) as enqueuer:
+            enqueuer.start(workers=2)
+            ids = [int(batch[0][0]) for batch in enqueuer.iter_epoch()]
+            pool = enqueuer._executor.pool
+        print(ids == [i * 10 for i in range(40)], pool.shm.prefix, *pool.worker_pids_started)
+    """
+)
+
+
 @pytest.mark.timeout(120)
 def test_safe_with_tensorflow_imported_in_the_parent():
     pytest.importorskip("tensorflow")
-    # The child printed its workers only after they delivered the first batch.
-    child, prefix, pids = _start_child("import tensorflow as tf; tf.constant(1.0) + 1")
-    assert len(pids) == 2
-    child.send_signal(signal.SIGINT)
-    child.communicate(timeout=30)
-    assert _wait_until(lambda: not any(_alive(p) for p in pids)), pids
-    assert _wait_until(lambda: leftover_segments(prefix) == [])
+    out = subprocess.run(
+        [sys.executable, "-c", _TF_CHILD.format(root=ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    ok, prefix, *pids = out.stdout.split()
+    assert ok == "True" and len(pids) == 2
+    assert not any(_alive(int(p)) for p in pids)
+    assert leftover_segments(prefix) == []
 
 
 @settings(max_examples=30, deadline=None)
