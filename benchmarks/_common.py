@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Sequence
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``repeats`` calls of ``fn``, in seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def timed(fn: Callable[[], object]) -> float:
+    """Wall time of one call of ``fn``, in seconds."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -28,7 +28,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import markdown_table  # noqa: E402
+from _common import markdown_table, timed  # noqa: E402
 
 LOADERS = ["serial", "raw-h5py", "seqpipe", "keras", "torch"]
 WORKERS = 2
@@ -187,21 +187,15 @@ def _installed(loader: str) -> bool:
 def memcpy_bandwidth() -> float:
     src = np.ones(96 * 2**20, dtype=np.uint8)
     dst = np.empty_like(src)
-    best = min(_timed(lambda: np.copyto(dst, src)) for _ in range(5))
+    best = min(timed(lambda: np.copyto(dst, src)) for _ in range(5))
     return src.nbytes / best
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def calibrate_cpu(target_s: float = 0.020) -> int:
     from _workloads import burn
 
     loops = 100_000
-    elapsed = min(_timed(lambda: burn(loops)) for _ in range(3))
+    elapsed = min(timed(lambda: burn(loops)) for _ in range(3))
     return int(loops * target_s / elapsed)
 
 

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import markdown_table, median_time
+from _common import markdown_table, timed
 
 from pipeline import Pipeline
 from sources import HDF5Matrix
@@ -78,7 +78,7 @@ def main() -> None:
         names = list(cells)
         for rep in range(args.repeats):  # interleaved and rotated: noise hits every cell
             for name in names[rep % len(names) :] + names[: rep % len(names)]:
-                times[name].append(median_time(cells[name], 1))
+                times[name].append(timed(cells[name]))
         med = {name: float(np.median(t)) for name, t in times.items()}
         raw_file.close()
     base = {"contiguous": med["raw h5py slices"], "shuffled": med["raw h5py fancy (sorted ids)"]}

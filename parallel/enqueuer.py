@@ -169,8 +169,8 @@ class OrderedEnqueuer:
         num_batches = len(self.sequence)
         order = self._batch_order(epoch, num_batches)
         self._ship(epoch)
+        self._fill_window(epoch, order, num_batches)
         while self._next < num_batches:
-            self._fill_window(epoch, order, num_batches)
             position, future = self._window.popleft()
             assert position == self._next, (position, self._next)
             try:
