@@ -1,10 +1,29 @@
-"""seqpipe core: `Sequence`, `Pipeline`, the epoch plan.
+"""seqpipe core: `Sequence`, `Pipeline`, the epoch plan, custom objects, configs.
 
 Importing this package never imports TensorFlow.
 """
 
+from .custom_objects import (
+    CustomObjectScope,
+    custom_object_scope,
+    get_custom_objects,
+    register,
+)
 from .pipeline import Pipeline
 from .plan import BatchPlan, EpochPlan
+from .plot import plot_model
 from .sequence import Sequence
+from .summary import print_summary
 
-__all__ = ["BatchPlan", "EpochPlan", "Pipeline", "Sequence"]
+__all__ = [
+    "BatchPlan",
+    "CustomObjectScope",
+    "EpochPlan",
+    "Pipeline",
+    "Sequence",
+    "custom_object_scope",
+    "get_custom_objects",
+    "plot_model",
+    "print_summary",
+    "register",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -228,11 +229,16 @@ class Pipeline(Sequence):
             batch = attach_weights(batch, weights)
         return batch
 
+    @staticmethod
+    def read_key(spec: BatchPlan) -> slice | np.ndarray:
+        """What sources are indexed with for ``spec``: a slice when contiguous."""
+        contiguous = spec.as_slice()
+        return spec.indices if contiguous is None else contiguous
+
     def _read(self, spec: BatchPlan) -> Any:
         if self._structure == BATCHES:
             return self._sources[int(spec.indices[0])]
-        contiguous = spec.as_slice()
-        key = spec.indices if contiguous is None else contiguous
+        key = self.read_key(spec)
         if self._structure == SINGLE:
             return self._sources[key]
         if self._structure == TUPLE:
@@ -297,6 +303,106 @@ class Pipeline(Sequence):
             shard_index=index,
         )
         return self._derive(_plan=new_plan)
+
+    # -- configs -----------------------------------------------------------------------
+
+    def get_config(self, external_sources: bool = False) -> dict[str, Any]:
+        """Returns a JSON-able description of the sources, settings and transforms.
+
+        Args:
+            external_sources: save in-memory numpy sources as named placeholders (to be
+                passed again to `from_config`) instead of raising.
+
+        Raises:
+            ValueError: for a source or transform that cannot be saved, naming it.
+
+        Example:
+            >>> import numpy as np
+            >>> config = Pipeline(np.arange(4), batch_size=2).get_config(True)
+            >>> config["sources"]["class_name"], config["batch_size"]
+            ('InMemoryArray', 2)
+        """
+        from .config import serialize
+
+        if self._structure == TUPLE:
+            sources: Any = [
+                serialize(s, str(i), external_sources) for i, s in enumerate(self._sources)
+            ]
+        elif self._structure == DICT:
+            sources = {k: serialize(s, str(k), external_sources) for k, s in self._sources.items()}
+        else:
+            sources = serialize(self._sources, "0", external_sources)
+        plan = self._plan
+        return {
+            "structure": self._structure,
+            "sources": sources,
+            "batch_size": plan.batch_size,
+            "shuffle": plan.shuffle,
+            "seed": plan.seed,
+            "drop_remainder": plan.drop_remainder,
+            "shard": [plan.num_shards, plan.shard_index] if self.sharded else None,
+            "transforms": [
+                serialize(t, f"transform {i}", external_sources)
+                for i, t in enumerate(self._transforms)
+            ],
+        }
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Mapping[str, Any],
+        custom_objects: Mapping[str, Any] | None = None,
+        sources: Mapping[str, Any] | None = None,
+    ) -> Pipeline:
+        """Rebuilds a pipeline from `get_config`'s output.
+
+        Args:
+            config: the dict.
+            custom_objects: extra ``{name: class or function}`` to resolve names with.
+            sources: ``{placeholder name: array}`` for in-memory sources.
+
+        Raises:
+            ValueError: for a name that cannot be resolved or a missing source.
+        """
+        from .config import deserialize
+
+        def load(spec: Any) -> Any:
+            return deserialize(spec, custom_objects, sources)
+
+        structure, saved = config["structure"], config["sources"]
+        if structure == TUPLE:
+            built: Any = tuple(load(s) for s in saved)
+        elif structure == DICT:
+            built = {k: load(s) for k, s in saved.items()}
+        else:
+            built = load(saved)
+        pipeline = cls(
+            built,
+            batch_size=config["batch_size"],
+            shuffle=config["shuffle"],
+            seed=config["seed"],
+            drop_remainder=config["drop_remainder"],
+        )
+        for spec in config["transforms"]:
+            pipeline = pipeline | load(spec)
+        if config.get("shard"):
+            pipeline = pipeline.shard(*config["shard"])
+        return pipeline
+
+    def to_json(self, external_sources: bool = False, **kwargs: Any) -> str:
+        """`get_config` as a JSON string (``kwargs`` go to `json.dumps`)."""
+        config = {"class_name": "Pipeline", "config": self.get_config(external_sources)}
+        return json.dumps(config, **kwargs)
+
+    @classmethod
+    def from_json(
+        cls,
+        json_string: str,
+        custom_objects: Mapping[str, Any] | None = None,
+        sources: Mapping[str, Any] | None = None,
+    ) -> Pipeline:
+        """Rebuilds a pipeline from `to_json`'s output."""
+        return cls.from_config(json.loads(json_string)["config"], custom_objects, sources)
 
     def __repr__(self) -> str:
         plan = self._plan

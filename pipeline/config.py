@@ -1,0 +1,135 @@
+"""Pipeline configs: sources and transforms to JSON-able dicts and back, by name.
+
+Built-in sources and transforms are found by class name; user transforms, user
+Sequences and functions through the custom objects (`CustomObjectScope`,
+``custom_objects=``, `register`). In-memory numpy arrays are not saved: with
+``external_sources=True`` they become named placeholders that the caller supplies again
+on load (``from_config(config, sources={name: array})``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from sources import HDF5Matrix, TransformedSource
+from transforms import Lambda, Normalize, Resize, ToCategorical, Transform
+
+from .custom_objects import resolve
+
+PLACEHOLDER = "InMemoryArray"
+BUILTINS: dict[str, Any] = {
+    cls.__name__: cls
+    for cls in (HDF5Matrix, TransformedSource, Lambda, Normalize, Resize, ToCategorical)
+}
+
+
+def _class_name(obj: Any) -> str:
+    return getattr(type(obj), "_seqpipe_registered_name", type(obj).__name__)
+
+
+def serialize(obj: Any, path: str, external_sources: bool) -> dict[str, Any]:
+    """Returns ``{"class_name", "config"}`` for a source, transform, or pipeline.
+
+    Args:
+        obj: what to save.
+        path: where it sits in the pipeline (names placeholders and errors).
+        external_sources: save in-memory arrays as placeholders instead of raising.
+
+    Raises:
+        ValueError: for objects that cannot be saved, naming ``path``.
+    """
+    from .pipeline import Pipeline
+
+    if isinstance(obj, np.ndarray):
+        if not external_sources:
+            raise ValueError(
+                f"source {path!r} is an in-memory array of shape {obj.shape} and cannot be "
+                f"saved; call get_config(external_sources=True) to save a placeholder and "
+                f"pass the array again on load: from_config(config, sources={{{path!r}: ...}})"
+            )
+        return {
+            "class_name": PLACEHOLDER,
+            "config": {"name": path, "shape": list(obj.shape), "dtype": str(obj.dtype)},
+        }
+    if isinstance(obj, Pipeline):
+        return {"class_name": "Pipeline", "config": obj.get_config(external_sources)}
+    if isinstance(obj, HDF5Matrix):
+        config = {
+            "datapath": obj.datapath,
+            "dataset": obj.dataset,
+            "start": obj.start,
+            "end": obj.end,
+            "normalizer": serialize_callable(obj.normalizer, f"{path}.normalizer"),
+        }
+        return {"class_name": "HDF5Matrix", "config": config}
+    if isinstance(obj, TransformedSource):
+        config = {
+            "source": serialize(obj.source, path, external_sources),
+            "transform": serialize_callable(obj.transform, f"{path}.transform"),
+        }
+        return {"class_name": "TransformedSource", "config": config}
+    if hasattr(obj, "get_config"):
+        try:
+            config = obj.get_config()
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from error
+        return {"class_name": _class_name(obj), "config": config}
+    raise ValueError(
+        f"{path}: cannot save {obj!r}; give it get_config() (and from_config or an "
+        f"__init__ taking that config) and register its class"
+    )
+
+
+def serialize_callable(fn: Callable | None, path: str) -> dict[str, Any] | None:
+    """Saves a transform, or a plain function as a `Lambda` by reference."""
+    if fn is None:
+        return None
+    if not isinstance(fn, Transform):
+        fn = Lambda(fn)
+    return serialize(fn, path, external_sources=False)
+
+
+def deserialize(
+    spec: Mapping[str, Any] | None,
+    custom_objects: Mapping[str, Any] | None = None,
+    sources: Mapping[str, Any] | None = None,
+) -> Any:
+    """Rebuilds what `serialize` saved.
+
+    Raises:
+        ValueError: for an unknown class name (suggesting `CustomObjectScope`) or a
+            placeholder whose array was not supplied.
+    """
+    from .pipeline import Pipeline
+
+    if spec is None:
+        return None
+    name, config = spec["class_name"], dict(spec["config"])
+    if name == PLACEHOLDER:
+        key = config["name"]
+        if not sources or key not in sources:
+            raise ValueError(
+                f"the config needs the in-memory source {key!r} (shape {config['shape']}, "
+                f"dtype {config['dtype']}); pass it: from_config(config, sources={{{key!r}: "
+                f"array}})"
+            )
+        return sources[key]
+    if name == "Pipeline":
+        return Pipeline.from_config(config, custom_objects=custom_objects, sources=sources)
+    if name == "HDF5Matrix":
+        config["normalizer"] = deserialize(config["normalizer"], custom_objects)
+        return HDF5Matrix(**config)
+    if name == "TransformedSource":
+        return TransformedSource(
+            deserialize(config["source"], custom_objects, sources),
+            deserialize(config["transform"], custom_objects),
+        )
+    if name == "Lambda" and ":" not in config["fn"]:
+        config["fn"] = resolve(config["fn"], custom_objects)
+    cls = resolve(name, custom_objects, BUILTINS)
+    if hasattr(cls, "from_config"):
+        return cls.from_config(config)
+    return cls(**config)

@@ -1,0 +1,154 @@
+"""A pipeline as a list of stages, with outputs and costs measured on real batches.
+
+Shared by `print_summary` and `plot_model`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from transforms import Lambda
+
+from .pipeline import BATCHES, DICT, SINGLE, TUPLE, Pipeline, attach_weights
+from .sequence import Sequence
+
+
+@dataclass
+class Stage:
+    """One stage: its kind (``source``, ``batch``, ``transform``, ``shard``), a
+    description, the output of the first measured batch and the seconds spent per batch.
+    ``inner`` holds the stages of a nested pipeline source."""
+
+    kind: str
+    name: str
+    output: Any = None
+    seconds: list[float] = field(default_factory=list)
+    inner: list[Stage] = field(default_factory=list)
+
+    @property
+    def ms_per_batch(self) -> float:
+        return 1e3 * float(np.mean(self.seconds)) if self.seconds else 0.0
+
+
+def describe(obj: Any) -> str:
+    """A short name for a source or transform."""
+    if isinstance(obj, np.ndarray):
+        return f"ndarray{obj.shape}"
+    if hasattr(obj, "datapath") and hasattr(obj, "dataset"):
+        return f"{type(obj).__name__}({os.path.basename(obj.datapath)}:{obj.dataset})"
+    if isinstance(obj, Pipeline):
+        return f"Pipeline[{obj.structure}]"
+    if isinstance(obj, Lambda):
+        return repr(obj)  # its function's name; a lambda has no saveable config
+    if hasattr(obj, "get_config"):
+        # Only the arguments that differ from the constructor's defaults.
+        params = inspect.signature(type(obj).__init__).parameters
+        args = [
+            f"{k}={v!r}"
+            for k, v in obj.get_config().items()
+            if k not in params
+            or params[k].default is inspect.Parameter.empty
+            or params[k].default != v
+        ]
+        return f"{type(obj).__name__}({', '.join(args)})"
+    return type(obj).__name__
+
+
+def _arrays(output: Any) -> list[tuple[str, np.ndarray]]:
+    if isinstance(output, dict):
+        return [(f"{k}: ", np.asarray(v)) for k, v in output.items()]
+    if isinstance(output, tuple | list):
+        return [("", np.asarray(v)) for v in output]
+    return [("", np.asarray(output))]
+
+
+def shapes(output: Any) -> str:
+    """``(64, 32, 32, 3), (64, 10)`` for a tuple batch; ``x: (...)`` for dicts."""
+    return ", ".join(f"{label}{arr.shape}" for label, arr in _arrays(output))
+
+
+def dtypes(output: Any) -> str:
+    return ", ".join(str(arr.dtype) for _, arr in _arrays(output))
+
+
+def nbytes(output: Any) -> int:
+    return sum(arr.nbytes for _, arr in _arrays(output))
+
+
+def as_pipeline(seq: Any) -> Pipeline:
+    """A `Pipeline` as it is, anything else batch-level wrapped in one."""
+    return seq if isinstance(seq, Pipeline) else Pipeline(seq)
+
+
+def trace(seq: Sequence, num_batches: int = 3) -> list[Stage]:
+    """Runs the first ``num_batches`` batches stage by stage and times each stage.
+
+    One extra batch runs first, untimed, so that first-use costs (lazy imports, file
+    opening) do not count.
+
+    Returns:
+        The stages in data order, each with its first batch's output and its times.
+    """
+    p = as_pipeline(seq)
+    if p.structure == BATCHES:
+        inner = trace(p.sources, num_batches) if isinstance(p.sources, Pipeline) else []
+        sources = [Stage("source", f"sequence: {describe(p.sources)}", inner=inner)]
+    elif p.structure == SINGLE:
+        sources = [Stage("source", f"source: {describe(p.sources)}")]
+    else:
+        items = p.sources.items() if p.structure == DICT else enumerate(p.sources)
+        sources = [Stage("source", f"source {k!r}: {describe(s)}") for k, s in items]
+    batch = Stage(
+        "batch",
+        f"batches(shuffle={p.shuffle!r})"
+        if p.structure == BATCHES
+        else f"batch(size={p.batch_size}, shuffle={p.shuffle!r})",
+    )
+    transforms = [Stage("transform", describe(t)) for t in p.transforms]
+    plan = p.plan
+    shard = [Stage("shard", f"shard {plan.shard_index}/{plan.num_shards}")] if p.sharded else []
+    stages = [*sources, batch, *transforms, *shard]
+
+    warm_up = True
+
+    def timed(stage: Stage, fn: Any, *args: Any) -> Any:
+        start = time.perf_counter()
+        out = fn(*args)
+        if not warm_up:
+            stage.seconds.append(time.perf_counter() - start)
+        if stage.output is None:
+            stage.output = out
+        return out
+
+    for index in [0, *range(min(num_batches, len(p)))]:
+        spec = timed(batch, plan.batch, index, p.epoch)
+        if p.structure == BATCHES:
+            out = timed(sources[0], p.sources.__getitem__, int(spec.indices[0]))
+        else:
+            key = p.read_key(spec)
+            if p.structure == SINGLE:
+                out = timed(sources[0], p.sources.__getitem__, key)
+            else:
+                items = p.sources.items() if p.structure == DICT else enumerate(p.sources)
+                parts = {
+                    k: timed(st, s.__getitem__, key)
+                    for st, (k, s) in zip(sources, items, strict=True)
+                }
+                out = tuple(parts.values()) if p.structure == TUPLE else parts
+        if warm_up:
+            batch.output = out
+        for stage, transform in zip(transforms, p.transforms, strict=True):
+            out = timed(stage, transform, out)
+        if shard:
+            weights = spec.weights
+            if p.structure == BATCHES:
+                weights = np.full(len(_arrays(out)[0][1]), weights[0], dtype=np.float32)
+            timed(shard[0], attach_weights, out, weights)
+        warm_up = False
+    return stages
