@@ -11,7 +11,7 @@ from .sequence import Sequence
 from .stages import Stage, as_pipeline, dtypes, nbytes, shapes, trace
 
 HEADER = ("Stage", "Output shape", "Dtype", "Bytes/batch", "ms/batch")
-DEFAULT_POSITIONS = (0.34, 0.58, 0.77, 0.89, 1.0)
+DEFAULT_POSITIONS = (0.38, 0.62, 0.79, 0.9, 1.0)
 
 
 def _columns(line_length: int, positions: Seq[float] | None) -> list[int]:
