@@ -5,6 +5,16 @@ Each source has ``len`` and int/slice/index-array ``__getitem__``; ``source | t`
 """
 
 from ._base import ArraySource, TransformedSource
+from .archives import UnsafeArchiveError, extract_archive
+from .download import get_file, hash_file
 from .hdf5 import HDF5Matrix
 
-__all__ = ["ArraySource", "HDF5Matrix", "TransformedSource"]
+__all__ = [
+    "ArraySource",
+    "HDF5Matrix",
+    "TransformedSource",
+    "UnsafeArchiveError",
+    "extract_archive",
+    "get_file",
+    "hash_file",
+]
