@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sources import HDF5Matrix, TransformedSource
+from sources import HDF5Matrix, ParquetSource, TransformedSource
 from transforms import Lambda, Normalize, Resize, ToCategorical, Transform
 
 from .custom_objects import resolve
@@ -22,7 +22,15 @@ from .custom_objects import resolve
 PLACEHOLDER = "InMemoryArray"
 BUILTINS: dict[str, Any] = {
     cls.__name__: cls
-    for cls in (HDF5Matrix, TransformedSource, Lambda, Normalize, Resize, ToCategorical)
+    for cls in (
+        HDF5Matrix,
+        ParquetSource,
+        TransformedSource,
+        Lambda,
+        Normalize,
+        Resize,
+        ToCategorical,
+    )
 }
 
 
