@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sources import HDF5Matrix, ParquetSource, TransformedSource
+from sources import HDF5Matrix, ImageFiles, ParquetSource, TransformedSource
 from transforms import Lambda, Normalize, Resize, ToCategorical, Transform
 
 from .custom_objects import resolve
@@ -24,6 +24,7 @@ BUILTINS: dict[str, Any] = {
     cls.__name__: cls
     for cls in (
         HDF5Matrix,
+        ImageFiles,
         ParquetSource,
         TransformedSource,
         Lambda,

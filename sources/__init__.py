@@ -8,11 +8,13 @@ from ._base import ArraySource, TransformedSource
 from .archives import UnsafeArchiveError, extract_archive
 from .download import get_file, hash_file
 from .hdf5 import HDF5Matrix
+from .images import ImageFiles
 from .parquet import ParquetSource
 
 __all__ = [
     "ArraySource",
     "HDF5Matrix",
+    "ImageFiles",
     "ParquetSource",
     "TransformedSource",
     "UnsafeArchiveError",

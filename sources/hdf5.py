@@ -30,6 +30,7 @@ class HDF5Matrix(ArraySource):
 
     Raises:
         FileNotFoundError: if ``datapath`` does not exist.
+        ValueError: if it is not an HDF5 file.
         KeyError: if ``dataset`` is not in the file (the message lists what is).
         ValueError: if ``start``/``end`` do not fit the dataset.
 
@@ -82,7 +83,10 @@ class HDF5Matrix(ArraySource):
         self._file = self._dset = None
         if not os.path.exists(self.datapath):
             raise FileNotFoundError(f"HDF5 file not found: {self.datapath}")
-        handle = h5py.File(self.datapath, "r")
+        try:
+            handle = h5py.File(self.datapath, "r")
+        except OSError as error:
+            raise ValueError(f"{self.datapath} is not a readable HDF5 file: {error}") from error
         if self.dataset not in handle:
             names: list[str] = []
             handle.visit(names.append)

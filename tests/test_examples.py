@@ -13,6 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     [
         ("quickstart.py", "512 samples, each exactly once"),
         ("custom_transform.py", "loaded under CustomObjectScope: 8 identical batches"),
+        ("image_folder.py", "images per class [20, 20, 20]"),
     ],
 )
 def test_example_runs_as_written_in_the_readme(tmp_path, script, expected):

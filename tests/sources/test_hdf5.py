@@ -61,6 +61,10 @@ def test_clear_errors_for_missing_file_dataset_and_range(h5_file, tmp_path):
         HDF5Matrix(tmp_path / "nope.h5", "images")
     with pytest.raises(KeyError, match=r"'missing' not found.*group/ids"):
         HDF5Matrix(h5_file, "missing")
+    text = tmp_path / "notes.h5"
+    text.write_text("not hdf5")
+    with pytest.raises(ValueError, match=r"notes\.h5 is not a readable HDF5 file"):
+        HDF5Matrix(text, "images")
     with pytest.raises(ValueError, match="start=40, end=20"):
         HDF5Matrix(h5_file, "images", start=40, end=20)
 

@@ -1,0 +1,69 @@
+"""An image folder as a dataset: the Keras CIFAR10Sequence example, made reusable.
+
+Run: ``python examples/image_folder.py``. It writes a small ``root/<class>/<image>.png``
+tree of synthetic images (grayscale, RGB and RGBA, of different sizes), reads it with
+``ImageFiles.from_directory``, and runs one shuffled epoch through two worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from pipeline import Pipeline
+from sources import ImageFiles
+from transforms import Normalize, ToCategorical
+
+CLASSES = {"circles": 0, "squares": 1, "stripes": 2}
+
+
+def draw(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A synthetic image of one class, in a random colour mode."""
+    yy, xx = np.mgrid[:size, :size]
+    if kind == "circles":
+        mask = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 3) ** 2
+    elif kind == "squares":
+        mask = (abs(yy - size / 2) < size / 4) & (abs(xx - size / 2) < size / 4)
+    else:
+        mask = (xx // 4) % 2 == 0
+    gray = np.where(mask, 220, 30).astype(np.uint8)
+    mode = rng.integers(3)
+    if mode == 0:
+        return gray
+    rgb = np.stack([gray, gray // 2, 255 - gray], axis=-1)
+    return rgb if mode == 1 else np.concatenate([rgb, np.full_like(gray[..., None], 255)], -1)
+
+
+def main() -> None:
+    from skimage.io import imsave
+
+    from parallel import OrderedEnqueuer
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as root:
+        for kind in CLASSES:
+            os.makedirs(os.path.join(root, kind))
+            for i in range(20):
+                image = draw(kind, int(rng.integers(24, 48)), rng)
+                imsave(os.path.join(root, kind, f"{i:03d}.png"), image, check_contrast=False)
+        images, labels, class_names = ImageFiles.from_directory(root, output_shape=(32, 32))
+        print(f"{len(images)} images in {len(class_names)} classes: {class_names}")
+        seq = (
+            Pipeline((images, labels), batch_size=16, shuffle=True, seed=0)
+            | Normalize(on=0)
+            | ToCategorical(len(class_names), on=1)
+        )
+        counts = np.zeros(len(class_names), dtype=int)
+        with OrderedEnqueuer(seq, use_multiprocessing=True) as enqueuer:
+            enqueuer.start(workers=2)
+            for xb, yb in enqueuer.iter_epoch():
+                assert xb.shape[1:] == (32, 32, 3)
+                counts += yb.sum(axis=0).astype(int)
+        print(f"one epoch: {len(seq)} batches, images per class {counts.tolist()}")
+        assert counts.tolist() == [20, 20, 20]
+
+
+if __name__ == "__main__":
+    main()
