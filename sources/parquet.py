@@ -3,7 +3,9 @@
 NOTE [ Row groups ]
 A Parquet file is read by row group. The source indexes the row groups of all its
 files once (from the file footers), reads only the groups a request touches, and keeps
-the last few decoded groups: consecutive batches inside one group decode it once.
+recently decoded groups up to a byte budget (least recently used dropped): consecutive
+batches inside one group decode it once, and shuffled reads of a file that fits the
+budget decode each group once.
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._base import ArraySource, check_index, check_indices
-
-_CACHED_GROUPS = 2
 
 
 def _to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -40,6 +40,8 @@ class ParquetSource(ArraySource):
             name, are concatenated).
         columns: column names to read; a single name (or a one-column list) gives
             arrays, several give dicts of arrays. ``None``: all columns.
+        cache_bytes: budget for decoded row groups kept per process (at least the
+            group last read is always kept).
 
     Raises:
         FileNotFoundError: if ``path`` does not exist or a directory holds no files.
@@ -52,8 +54,14 @@ class ParquetSource(ArraySource):
         (2, 28, 28)
     """
 
-    def __init__(self, path: str | os.PathLike, columns: str | list[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        columns: str | list[str] | None = None,
+        cache_bytes: int = 256 * 2**20,
+    ) -> None:
         self.path = os.fspath(path)
+        self.cache_bytes = cache_bytes
         if os.path.isdir(self.path):
             names = sorted(n for n in os.listdir(self.path) if n.endswith(".parquet"))
             self.files = [os.path.join(self.path, n) for n in names]
@@ -122,8 +130,10 @@ class ParquetSource(ArraySource):
         table = self._file(f).read_row_group(g, columns=self.columns)
         decoded = {c: _to_numpy(table.column(c)) for c in self.columns}
         self._cache[k] = decoded
-        while len(self._cache) > _CACHED_GROUPS:
-            self._cache.popitem(last=False)
+        cached = sum(a.nbytes for group in self._cache.values() for a in group.values())
+        while len(self._cache) > 1 and cached > self.cache_bytes:
+            _, dropped = self._cache.popitem(last=False)
+            cached -= sum(a.nbytes for a in dropped.values())
         return decoded
 
     def _read_sorted(self, ids: np.ndarray) -> dict[str, np.ndarray]:
@@ -164,7 +174,7 @@ class ParquetSource(ArraySource):
         return out[self.columns[0]] if len(self.columns) == 1 else out
 
     def get_config(self) -> dict[str, Any]:
-        return {"path": self.path, "columns": self.columns}
+        return {"path": self.path, "columns": self.columns, "cache_bytes": self.cache_bytes}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
