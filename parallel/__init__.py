@@ -1,7 +1,17 @@
-"""Running pipelines: the multiprocess `OrderedEnqueuer` and its machinery."""
+"""Running pipelines: the multiprocess `OrderedEnqueuer`, `MultiGPUTrainer` and
+`multi_gpu_model` (these two import TensorFlow when used, not when imported)."""
 
 from .enqueuer import OrderedEnqueuer
 from .errors import RemoteTraceback, WorkerCrashed
+from .multi_gpu import multi_gpu_model
 from .shm import SharedArrayPool
+from .trainer import MultiGPUTrainer
 
-__all__ = ["OrderedEnqueuer", "RemoteTraceback", "SharedArrayPool", "WorkerCrashed"]
+__all__ = [
+    "MultiGPUTrainer",
+    "OrderedEnqueuer",
+    "RemoteTraceback",
+    "SharedArrayPool",
+    "WorkerCrashed",
+    "multi_gpu_model",
+]

@@ -37,6 +37,23 @@ class Sequence:
         for index in range(len(self)):
             yield self[index]
 
+    def as_tf_dataset(
+        self, workers: int = 0, use_multiprocessing: bool = False, max_queue_size: int = 10
+    ) -> Any:
+        """A re-iterable ``tf.data.Dataset`` of this sequence, one epoch per iteration,
+        fed by an `OrderedEnqueuer` (see `pipeline.adapters.as_tf_dataset`)."""
+        from .adapters import as_tf_dataset
+
+        return as_tf_dataset(self, workers, use_multiprocessing, max_queue_size)
+
+    def as_keras(
+        self, workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10
+    ) -> Any:
+        """A ``keras.utils.PyDataset`` of this sequence, for ``model.fit``."""
+        from .adapters import as_keras
+
+        return as_keras(self, workers, use_multiprocessing, max_queue_size)
+
     def __or__(self, transform: Callable) -> Any:
         from .pipeline import Pipeline
 
