@@ -5,7 +5,7 @@ from .enqueuer import OrderedEnqueuer
 from .errors import RemoteTraceback, WorkerCrashed
 from .multi_gpu import multi_gpu_model
 from .shm import SharedArrayPool
-from .trainer import MultiGPUTrainer
+from .trainer import MultiGPUTrainer, multi_worker_strategy
 
 __all__ = [
     "MultiGPUTrainer",
@@ -14,4 +14,5 @@ __all__ = [
     "SharedArrayPool",
     "WorkerCrashed",
     "multi_gpu_model",
+    "multi_worker_strategy",
 ]

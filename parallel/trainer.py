@@ -58,6 +58,44 @@ def _cluster() -> tuple[int, int]:
     return max(len(workers), 1), int(task.get("index", 0)) if task.get("type") == "worker" else 0
 
 
+_MULTI_WORKER_STRATEGY: Any = None
+
+
+def multi_worker_strategy() -> Any:
+    """The ``MultiWorkerMirroredStrategy`` of this process, from ``TF_CONFIG``.
+
+    TensorFlow configures collective ops only at program start, so a multi-worker
+    program calls this first, before it builds any model or runs any TensorFlow op;
+    `MultiGPUTrainer.fit` then uses the same strategy. Collectives time out after 120 s
+    instead of hanging when a peer never joins.
+
+    Returns:
+        The strategy (created once per process).
+
+    Raises:
+        RuntimeError: if TensorFlow was already initialised, saying what to do.
+    """
+    global _MULTI_WORKER_STRATEGY
+    if _MULTI_WORKER_STRATEGY is None:
+        import tensorflow as tf
+
+        experimental = tf.distribute.experimental
+        options = experimental.CommunicationOptions(
+            implementation=experimental.CommunicationImplementation.RING,
+            timeout_seconds=_COLLECTIVE_TIMEOUT_S,
+        )
+        try:
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        except RuntimeError as error:
+            raise RuntimeError(
+                "TF_CONFIG asks for several workers, but TensorFlow was initialised before "
+                "the multi-worker strategy was created. Call parallel.multi_worker_strategy() "
+                "at the start of the program, before building the model"
+            ) from error
+        _MULTI_WORKER_STRATEGY = strategy
+    return _MULTI_WORKER_STRATEGY
+
+
 class MultiGPUTrainer:
     """Trains, evaluates and predicts with a Keras model on one or many devices.
 
@@ -98,16 +136,7 @@ class MultiGPUTrainer:
 
         num_workers, index = _cluster()
         if num_workers > 1:
-            options = tf.distribute.experimental.CommunicationOptions(
-                implementation=tf.distribute.experimental.CommunicationImplementation.RING,
-                timeout_seconds=_COLLECTIVE_TIMEOUT_S,
-            )
-            self.devices = [d.name for d in tf.config.list_logical_devices("CPU")][:1]
-            return (
-                tf.distribute.MultiWorkerMirroredStrategy(communication_options=options),
-                num_workers,
-                index,
-            )
+            return multi_worker_strategy(), num_workers, index
         self.devices = list(devices) if devices else resolve_devices(gpus)
         if self.cpu_merge:
             ops = tf.distribute.ReductionToOneDevice(reduce_to_device="/cpu:0")
