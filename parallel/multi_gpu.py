@@ -36,7 +36,7 @@ def multi_gpu_model(
 
     Example:
         >>> parallel_model = multi_gpu_model(model, gpus=8)        # doctest: +SKIP
-        >>> parallel_model.compile(loss="categorical_crossentropy", optimizer="rmsprop")
+        >>> parallel_model.compile(loss="mse", optimizer="rmsprop")  # doctest: +SKIP
     """
     import keras
     import tensorflow as tf
