@@ -284,16 +284,17 @@ class MultiGPUTrainer:
             seq.set_epoch(epoch)
             callback_list.on_epoch_begin(epoch)
             iterator = iter(dataset)
-            total_loss = total_weight = 0.0
+            # Totals stay tensors: converting every step would wait for each step to
+            # finish (Keras' progress bar converts the logs it shows).
+            total_loss = total_weight = tf.constant(0.0)
             for step in range(steps):
                 callback_list.on_train_batch_begin(step)
                 weighted, weight = train_step(iterator)
-                total_loss += float(weighted)
-                total_weight += float(weight)
-                logs = {"loss": total_loss / max(total_weight, 1e-12)}
+                total_loss, total_weight = total_loss + weighted, total_weight + weight
+                logs = {"loss": tf.math.divide_no_nan(total_loss, total_weight)}
                 callback_list.on_train_batch_end(step, logs)
             self.model.set_weights(replica.get_weights())
-            epoch_logs = dict(logs)
+            epoch_logs = {"loss": float(logs["loss"])}
             if validation_data is not None:
                 epoch_logs["val_loss"] = self.evaluate(validation_data, workers=workers)
             callback_list.on_epoch_end(epoch, epoch_logs)
