@@ -122,48 +122,33 @@ class ParquetSource(ArraySource):
     def __len__(self) -> int:
         return int(self._starts[-1])
 
-    def _decode(self, wanted: list[int]) -> dict[int, dict[str, np.ndarray]]:
-        """Decoded columns of row groups ``wanted``, from the cache or read now.
-
-        Groups of one file that are missing are read in one call, which pyarrow
-        decodes on several threads.
-        """
-        if self._pid != os.getpid():
-            self._file(0)  # resets per-process state, cache included
-        missing = [k for k in wanted if k not in self._cache]
-        for f in sorted({self._groups[k][0] for k in missing}):
-            ks = [k for k in missing if self._groups[k][0] == f]
-            table = self._file(f).read_row_groups(
-                [self._groups[k][1] for k in ks], columns=self.columns, use_threads=True
-            )
-            offset = 0
-            for k in ks:
-                rows = int(self._starts[k + 1] - self._starts[k])
-                part = table.slice(offset, rows)
-                self._cache[k] = {c: _to_numpy(part.column(c)) for c in self.columns}
-                offset += rows
-        found = {}
-        for k in wanted:
+    def _group(self, k: int) -> dict[str, np.ndarray]:
+        if self._pid == os.getpid() and k in self._cache:
             self._cache.move_to_end(k)
-            found[k] = self._cache[k]
+            return self._cache[k]
+        f, g = self._groups[k]
+        table = self._file(f).read_row_group(g, columns=self.columns)
+        decoded = {c: _to_numpy(table.column(c)) for c in self.columns}
+        self._cache[k] = decoded
         cached = sum(a.nbytes for group in self._cache.values() for a in group.values())
-        while len(self._cache) > len(wanted) and cached > self.cache_bytes:
+        while len(self._cache) > 1 and cached > self.cache_bytes:
             _, dropped = self._cache.popitem(last=False)
             cached -= sum(a.nbytes for a in dropped.values())
-        return found
+        return decoded
 
     def _read_sorted(self, ids: np.ndarray) -> dict[str, np.ndarray]:
         """Rows ``ids`` (sorted, unique), reading only the row groups they touch."""
         if len(ids) == 0:
-            return {c: v[:0] for c, v in self._decode([0])[0].items()}
+            return {c: v[:0] for c, v in self._group(0).items()}
         group_of = np.searchsorted(self._starts, ids, side="right") - 1
-        groups = self._decode(np.unique(group_of).tolist())
         parts: dict[str, list[np.ndarray]] = {c: [] for c in self.columns}
         bounds = np.flatnonzero(np.diff(group_of)) + 1
         for chunk in np.split(np.arange(len(ids)), bounds):
+            if len(chunk) == 0:
+                continue
             k = int(group_of[chunk[0]])
             local = ids[chunk] - self._starts[k]
-            decoded = groups[k]
+            decoded = self._group(k)
             contiguous = local[-1] - local[0] + 1 == len(local)
             for c in self.columns:
                 col = decoded[c]
