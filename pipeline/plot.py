@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from typing import Any
@@ -37,10 +38,10 @@ def build_graph(
 
     graph = pydot.Dot(graph_type="digraph", rankdir=rankdir, dpi=dpi)
     graph.set_node_defaults(shape="box", style="rounded", fontname="Helvetica")
-    counter = iter(range(10**9))
+    counter = itertools.count()
 
-    def add_chain(container: Any, stages: list[Stage], p: Pipeline) -> tuple[str, str]:
-        """Adds ``stages`` to ``container``; returns (first node, last node) ids."""
+    def add_chain(container: Any, stages: list[Stage], p: Pipeline) -> str:
+        """Adds ``stages`` to ``container``; returns the id of the last node."""
         sources = [s for s in stages if s.kind == "source"]
         rest = [s for s in stages if s.kind != "source"]
         source_ends = []
@@ -53,12 +54,11 @@ def build_graph(
             if expand_nested and stage.inner:
                 nested = pydot.Cluster(f"nested{next(counter)}", label=_label(stage, True))
                 holder.add_subgraph(nested)
-                source_ends.append(add_chain(nested, stage.inner, p.sources)[1])
+                source_ends.append(add_chain(nested, stage.inner, p.sources))
                 continue
             node = f"n{next(counter)}"
             holder.add_node(pydot.Node(node, label=_label(stage, show_layer_names)))
             source_ends.append(node)
-        first = source_ends[0]
         previous, previous_stages = source_ends, sources
         for stage in rest:
             node = f"n{next(counter)}"
@@ -67,7 +67,7 @@ def build_graph(
                 label = shapes(before.output) if show_shapes and before.output is not None else ""
                 container.add_edge(pydot.Edge(end, node, label=label))
             previous, previous_stages = [node], [stage]
-        return first, previous[0]
+        return previous[0]
 
     add_chain(graph, trace(seq), as_pipeline(seq))
     return graph
