@@ -13,7 +13,14 @@ over all batches of 64, interleaved and rotated over ``--repeats`` rounds (media
   ``shuffle='batch'``, against the same read_table reference.
 
 Prints MB/s and each reader's time over its reference (targets: <= 1.1 for HDF5 and
-<= 1.2 for Parquet, contiguous).
+<= 1.0 for Parquet, contiguous).
+
+Then, unless ``--no-remote`` (or moto is missing), the bytes an epoch fetches from S3:
+moto's server on 127.0.0.1 behind a logging proxy (``tests/sources/_s3_server.py``)
+holds a Parquet file; one epoch of ``Pipeline(ParquetSource("s3://..."),
+shuffle='batch')``, whole and as each of two shards (each shard read by a fresh
+unpickled copy, as a worker or host gets it), is compared with the bytes of the row
+groups its plan touches (target: fetched / plan <= 1.1).
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from _common import markdown_table, timed
 
 from pipeline import Pipeline
 from sources import HDF5Matrix, ParquetSource
+
+REMOTE_ROWS, REMOTE_GROUP = 1024, 64
 
 BATCH = 64
 SHAPE = (128, 128, 3)
@@ -56,10 +65,79 @@ def write_files(tmp: str, rows: int) -> tuple[str, str]:
     return h5_path, pq_path
 
 
+def _plan_bytes(seq: Pipeline, source: ParquetSource) -> int:
+    """Bytes of the column chunks of the row groups that ``seq``'s epoch 0 touches."""
+    ids = np.concatenate([seq.plan.batch(i, 0).indices for i in range(len(seq))])
+    groups = np.unique(np.searchsorted(source._starts, ids, side="right") - 1)
+    total = 0
+    for k in groups:
+        f, g = source._groups[int(k)]
+        group = source._metadata[f].row_group(g)
+        total += sum(
+            group.column(j).total_compressed_size
+            for j in range(group.num_columns)
+            if group.column(j).path_in_schema.split(".")[0] in source.columns
+        )
+    return total
+
+
+def remote_bytes(tmp: str) -> None:
+    """Prints the bytes one epoch fetches from S3 (moto) against the plan's row groups."""
+    import pickle
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from tests.sources._s3_server import S3Server
+
+    images = np.random.default_rng(1).integers(0, 255, (REMOTE_ROWS, *SHAPE), dtype=np.uint8)
+    column = pa.FixedSizeListArray.from_arrays(pa.array(images.reshape(-1)), int(np.prod(SHAPE)))
+    local = os.path.join(tmp, "remote.parquet")
+    pq.write_table(
+        pa.table({"x": column, "y": np.arange(REMOTE_ROWS)}),
+        local,
+        row_group_size=REMOTE_GROUP,
+        compression="none",
+    )
+    rows = []
+    with S3Server() as server:
+        fs = server.filesystem()
+        fs.create_dir("bench")
+        with open(local, "rb") as src, fs.open_output_stream("bench/remote.parquet") as dst:
+            dst.write(src.read())
+        source = ParquetSource(server.uri("bench/remote.parquet"), columns="x")
+        whole = Pipeline(source, batch_size=BATCH, shuffle="batch", seed=0)
+        cases = [("whole epoch", whole)] + [
+            (f"shard {k} of 2", whole.shard(2, k)) for k in range(2)
+        ]
+        for name, seq in cases:
+            fresh = pickle.loads(pickle.dumps(seq))
+            server.clear()
+            for i in range(len(fresh)):
+                fresh[i]
+            gets = server.gets()
+            fetched = sum(r.nbytes for r in gets)
+            plan = _plan_bytes(seq, source)
+            rows.append(
+                [
+                    name,
+                    len(gets),
+                    f"{fetched / 1e6:.2f}",
+                    f"{plan / 1e6:.2f}",
+                    f"{fetched / plan:.3f}",
+                ]
+            )
+    print(
+        f"\nS3 (moto on 127.0.0.1): {REMOTE_ROWS} rows in row groups of {REMOTE_GROUP}, "
+        f"shuffle='batch', batches of {BATCH}; bytes counted by the server-side proxy"
+    )
+    header = ["epoch", "GETs", "MB fetched", "MB of plan's row groups", "fetched / plan"]
+    print(markdown_table(header, rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--no-remote", action="store_true", help="skip the S3 bytes table")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         h5_path, pq_path = write_files(tmp, args.rows)
@@ -130,6 +208,14 @@ def main() -> None:
         f"median of {args.repeats}"
     )
     print(markdown_table(["reader", "MB/s", "time / reference"], rows))
+    if not args.no_remote:
+        try:
+            import moto.server  # noqa: F401
+        except ImportError:
+            print("\n(moto[server] not installed: no S3 bytes table)")
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            remote_bytes(tmp)
 
 
 if __name__ == "__main__":

@@ -18,20 +18,23 @@ import numpy as np
 
 from pipeline import CustomObjectScope, Pipeline, plot_model, print_summary
 from sources import HDF5Matrix
-from transforms import Normalize, Resize, ToCategorical, Transform
+from transforms import Normalize, RandomTransform, Resize, ToCategorical
 
 
-class RandomFlip(Transform):
-    """Flips each image left-right with probability ``p``, deterministically per batch
-    content (so a reloaded pipeline yields the same batches)."""
+class RandomFlip(RandomTransform):
+    """Flips each image left-right with probability ``p``.
+
+    ``rng`` is made for each batch from (seed, epoch, shard, batch, position), so the
+    flips are the same in any worker and in a reloaded pipeline, and differ between
+    epochs and between identical images.
+    """
 
     def __init__(self, p: float = 0.5, on: int | str | None = None) -> None:
         super().__init__(on=on)
         self.p = p
 
-    def call(self, x: np.ndarray) -> np.ndarray:
-        rng = np.random.default_rng(int(x.sum()) % 2**32)
-        flip = rng.random(len(x)) < self.p
+    def call(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        flip = rng.random(len(x)) < self.p  # one draw per image, vectorised
         out = x.copy()
         out[flip] = out[flip, :, ::-1]
         return out

@@ -1,8 +1,11 @@
 """An image folder as a dataset: the Keras CIFAR10Sequence example, made reusable.
 
-Run: ``python examples/image_folder.py``. It writes a small ``root/<class>/<image>.png``
-tree of synthetic images (grayscale, RGB and RGBA, of different sizes), reads it with
-``ImageFiles.from_directory``, and runs one shuffled epoch through two worker processes.
+Run: ``python examples/image_folder.py``. It writes a small ``root/<class>/<image>``
+tree of synthetic images of different sizes (grayscale and RGB JPEGs, some stored
+sideways with an EXIF orientation tag, and RGBA PNGs), reads it with
+``ImageFiles.from_directory`` (OpenCV decodes the JPEGs, every image comes back upright,
+RGB and resized with anti-aliasing, as uint8), and runs one shuffled epoch through two
+worker processes.
 """
 
 from __future__ import annotations
@@ -36,9 +39,22 @@ def draw(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     return rgb if mode == 1 else np.concatenate([rgb, np.full_like(gray[..., None], 255)], -1)
 
 
-def main() -> None:
-    from skimage.io import imsave
+def save(image: np.ndarray, path_stem: str, sideways: bool) -> None:
+    """Saves RGBA as PNG, the rest as JPEG; ``sideways`` stores the pixels turned a
+    quarter left with EXIF Orientation 6 ("turn right to display")."""
+    from PIL import Image
 
+    if image.ndim == 3 and image.shape[2] == 4:
+        Image.fromarray(image).save(path_stem + ".png")
+        return
+    exif = Image.Exif()
+    if sideways:
+        image = np.rot90(image)
+        exif[274] = 6
+    Image.fromarray(np.ascontiguousarray(image)).save(path_stem + ".jpg", quality=90, exif=exif)
+
+
+def main() -> None:
     from parallel import OrderedEnqueuer
 
     rng = np.random.default_rng(0)
@@ -47,9 +63,18 @@ def main() -> None:
             os.makedirs(os.path.join(root, kind))
             for i in range(20):
                 image = draw(kind, int(rng.integers(24, 48)), rng)
-                imsave(os.path.join(root, kind, f"{i:03d}.png"), image, check_contrast=False)
+                save(image, os.path.join(root, kind, f"{i:03d}"), sideways=i % 4 == 0)
         images, labels, class_names = ImageFiles.from_directory(root, output_shape=(32, 32))
         print(f"{len(images)} images in {len(class_names)} classes: {class_names}")
+        sideways = next(
+            i
+            for i, path in enumerate(images.paths)
+            if "stripes" in path and path.endswith(".jpg") and int(path[-7:-4]) % 4 == 0
+        )
+        stripes = images[sideways].astype(float)
+        # Upright again: the vertical stripes change across columns, not down them.
+        assert stripes.std(axis=0).mean() < stripes.std(axis=1).mean() / 4
+        print(f"{images.paths[sideways]} was stored sideways and is read upright")
         seq = (
             Pipeline((images, labels), batch_size=16, shuffle=True, seed=0)
             | Normalize(on=0)

@@ -5,7 +5,9 @@ and labels under a temporary directory, declares a shuffled, batched pipeline wi
 resize, normalize and to_categorical, reads one epoch through the multiprocess
 OrderedEnqueuer and checks every sample arrived exactly once, then trains a small Keras
 model on the pipeline with MultiGPUTrainer on whatever devices exist (the GPUs, else
-two logical CPU devices) and prints the devices used and the losses.
+two logical CPU devices), with accuracy as a compiled metric and a validation pipeline,
+and prints the devices used, the losses and accuracies, and how much of each epoch the
+loop waited for input.
 """
 
 from __future__ import annotations
@@ -108,10 +110,27 @@ def train(seq: Pipeline) -> None:
             keras.layers.Dense(NUM_CLASSES, activation="softmax"),
         ]
     )
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="categorical_crossentropy")
-    history = MultiGPUTrainer(model).fit(seq, devices=devices, epochs=5, workers=2, verbose=0)
-    losses = [round(v, 3) for v in history.history["loss"]]
-    print(f"trained on {devices}: loss per epoch {losses}, final loss {losses[-1]}")
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    trainer = MultiGPUTrainer(model)
+    history = trainer.fit(
+        seq,
+        devices=devices,
+        epochs=5,
+        workers=2,
+        use_multiprocessing=True,
+        validation_data=seq,
+        verbose=0,
+    )
+    logs = {k: [round(v, 3) for v in values] for k, values in history.history.items()}
+    print(f"trained on {devices}: loss per epoch {logs['loss']}, final loss {logs['loss'][-1]}")
+    print(f"accuracy {logs['accuracy']}, val_accuracy {logs['val_accuracy']}")
+    print(f"share of each epoch spent waiting for input: {logs['input_wait']}")
+    loss, accuracy = trainer.evaluate(seq)
+    print(f"evaluate: loss {loss:.3f}, accuracy {accuracy:.3f}")
 
 
 if __name__ == "__main__":

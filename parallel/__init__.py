@@ -2,12 +2,14 @@
 `multi_gpu_model` (these two import TensorFlow when used, not when imported)."""
 
 from .enqueuer import OrderedEnqueuer
-from .errors import RemoteTraceback, WorkerCrashed
+from .errors import BatchTimeout, RemoteTraceback, WorkerCrashed
 from .multi_gpu import multi_gpu_model
 from .shm import SharedArrayPool
-from .trainer import MultiGPUTrainer, multi_worker_strategy
+from .strategy import multi_worker_strategy
+from .trainer import MultiGPUTrainer
 
 __all__ = [
+    "BatchTimeout",
     "MultiGPUTrainer",
     "OrderedEnqueuer",
     "RemoteTraceback",

@@ -20,8 +20,16 @@ atexit.register(shutdown_all)
 def _plan_identity(sequence: Any, num_batches: int, shuffle: bool, seed: int) -> str:
     # What must match for a saved state to mean the same batches: the enqueuer's batch
     # order and, for a Pipeline, its own plan.
+    # ``order`` names the shuffle construction: states saved before the keyed Feistel
+    # permutation (pipeline/permutation.py) described other orders and must not resume.
     plan = getattr(sequence, "plan", None)
-    described = {"num_batches": num_batches, "shuffle": shuffle, "seed": seed, "plan": repr(plan)}
+    described = {
+        "num_batches": num_batches,
+        "shuffle": shuffle,
+        "seed": seed,
+        "plan": repr(plan),
+        "order": "feistel-v1",
+    }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -41,12 +49,19 @@ class OrderedEnqueuer:
             ``(seed, epoch)``.
         seed: seed for ``shuffle`` (default 0).
         initial_state: a dict from `state` to resume from.
-        max_retries: workers one batch may kill before `WorkerCrashed` is raised.
+        max_retries: workers one batch may kill before `WorkerCrashed` is raised (or
+            time out on before `BatchTimeout` is raised).
         start_method: ``'forkserver'`` (default), ``'spawn'`` or ``'fork'``; see
             NOTE [ Start method ] in ``parallel/pool.py``.
+        batch_timeout: seconds one batch may take in a worker process; a batch taking
+            longer is killed with its worker and recomputed on a fresh one, and after
+            ``max_retries`` timeouts `BatchTimeout` is raised. ``None`` (default) never
+            kills, but warns naming the batch and the worker's pid when one batch has
+            computed for 60 s. Needs ``use_multiprocessing=True``.
 
     Raises:
-        ValueError: if ``initial_state`` does not belong to this sequence and settings.
+        ValueError: if ``initial_state`` does not belong to this sequence and settings,
+            or ``batch_timeout`` is not a positive number.
 
     Example:
         >>> import numpy as np
@@ -70,15 +85,26 @@ class OrderedEnqueuer:
         initial_state: dict[str, Any] | None = None,
         max_retries: int = 3,
         start_method: str | None = None,
+        batch_timeout: float | None = None,
     ) -> None:
+        if batch_timeout is not None and (
+            isinstance(batch_timeout, bool)
+            or not isinstance(batch_timeout, int | float)
+            or not batch_timeout > 0
+        ):
+            raise ValueError(
+                f"batch_timeout must be a number of seconds > 0, or None. "
+                f"Received: batch_timeout={batch_timeout!r}"
+            )
         self.sequence = sequence
         self.use_multiprocessing = use_multiprocessing
         self.shuffle = bool(shuffle)
         self.seed = seed
         self.max_retries = max_retries
         self.start_method = start_method
+        self.batch_timeout = batch_timeout
         self._executor: Any = None
-        self._window: deque[tuple[int, Any]] = deque()  # (position, future), in order
+        self._window: deque[tuple[int, Any]] = deque()  # (position, handle), in order
         self._epoch = int(getattr(sequence, "epoch", 0) or 0)
         # Invariant: positions [0, _next) of the current epoch have been delivered.
         self._next = 0
@@ -96,7 +122,8 @@ class OrderedEnqueuer:
             max_queue_size: most batches computed ahead of the consumer.
 
         Raises:
-            ValueError: for negative ``workers`` or ``max_queue_size < 1``.
+            ValueError: for negative ``workers`` or ``max_queue_size < 1``, or a
+                ``batch_timeout`` without worker processes (threads cannot be killed).
         """
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise ValueError(
@@ -105,13 +132,19 @@ class OrderedEnqueuer:
             )
         if max_queue_size < 1:
             raise ValueError(f"max_queue_size must be >= 1. Received: {max_queue_size}")
+        if self.batch_timeout is not None and not (self.use_multiprocessing and workers):
+            raise ValueError(
+                f"batch_timeout={self.batch_timeout} needs worker processes "
+                f"(use_multiprocessing=True, workers >= 1): a thread cannot be killed. "
+                f"Received: use_multiprocessing={self.use_multiprocessing}, workers={workers}"
+            )
         if self.is_running():
             raise RuntimeError("the enqueuer is already running; stop() it first")
         if workers == 0:
             self._executor = InlineExecutor()
         elif self.use_multiprocessing:
             self._executor = ProcessExecutor(
-                workers, self.start_method, self.max_retries, max_queue_size
+                workers, self.start_method, self.max_retries, max_queue_size, self.batch_timeout
             )
         else:
             self._executor = ThreadExecutor(workers)
@@ -127,8 +160,11 @@ class OrderedEnqueuer:
     def stop(self, timeout: float | None = None) -> None:
         """Stops the workers and frees shared memory; batches already delivered stay valid.
 
+        Bounded: workers still running after ``timeout`` seconds in all (5 by default)
+        are killed, and a Ctrl-C while waiting kills them at once.
+
         Args:
-            timeout: seconds to wait for each worker before killing it.
+            timeout: seconds to wait for the workers to exit before killing them.
         """
         executor, self._executor = self._executor, None
         for _, future in self._window:
@@ -151,6 +187,7 @@ class OrderedEnqueuer:
         Raises:
             RuntimeError: if the enqueuer is not started.
             WorkerCrashed: if a batch kept killing workers.
+            BatchTimeout: if a batch kept overrunning ``batch_timeout``.
             Exception: whatever ``__getitem__`` raised, with the batch index noted and
                 the worker's traceback chained.
         """
@@ -188,6 +225,8 @@ class OrderedEnqueuer:
         self._next = 0
 
     def _batch_order(self, epoch: int, num_batches: int) -> Any:
+        if not self.shuffle:
+            return range(num_batches)  # indexing a plan's order costs microseconds
         plan = EpochPlan(num_batches, 1, shuffle=self.shuffle, seed=self.seed)
         return plan.epoch_order(epoch)
 

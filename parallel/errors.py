@@ -35,3 +35,24 @@ class RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return f'\n"""\n{self.traceback_text}"""'
+
+
+class BatchTimeout(TimeoutError):
+    """A batch overran ``batch_timeout`` on ``max_retries`` workers in a row.
+
+    Attributes:
+        index: the batch index.
+        seconds: the ``batch_timeout`` it overran.
+        exitcodes: the exit codes of the workers killed for it.
+    """
+
+    def __init__(self, index: int, seconds: float | None, exitcodes: list[int | None]) -> None:
+        self.index = index
+        self.seconds = seconds
+        self.exitcodes = list(exitcodes)
+        super().__init__(
+            f"batch {index} took longer than batch_timeout={seconds} s on "
+            f"{len(exitcodes)} worker processes in a row (each was killed and the batch "
+            f"recomputed); giving up on it. Its __getitem__ may hang (a deadlock, a stuck "
+            f"read) or need a larger batch_timeout"
+        )

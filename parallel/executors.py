@@ -1,18 +1,20 @@
 """Where batches are computed: in the consumer's thread, in threads, or in processes.
 
 Each executor has the same three calls: ``start_epoch(epoch, sequence)`` before the
-epoch's first task, ``submit(epoch, index) -> future`` and ``shutdown(timeout)``.
+epoch's first task, ``submit(epoch, index) -> handle`` (with ``result()`` and
+``cancel()``) and ``shutdown(timeout)``.
 """
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import cloudpickle
 
 from .errors import batch_note
-from .pool import ProcessPool
+from .pool import ProcessPool, Ticket
 
 
 def _compute(sequence: Any, epoch: int, index: int) -> Any:
@@ -63,7 +65,12 @@ class ThreadExecutor:
         return self._threads.submit(_compute, self._sequence, epoch, index)
 
     def shutdown(self, timeout: float | None = None) -> None:
-        self._threads.shutdown(wait=True, cancel_futures=True)
+        # Bounded like the process pool's: a thread cannot be killed, so one still
+        # inside __getitem__ after ``timeout`` (5 s by default) is left to finish alone.
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + (5.0 if timeout is None else timeout)
+        for thread in list(getattr(self._threads, "_threads", ())):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class ProcessExecutor:
@@ -76,13 +83,21 @@ class ProcessExecutor:
     """
 
     def __init__(
-        self, workers: int, start_method: str | None, max_retries: int, max_queue_size: int
+        self,
+        workers: int,
+        start_method: str | None,
+        max_retries: int,
+        max_queue_size: int,
+        batch_timeout: float | None = None,
     ) -> None:
         self.pool = ProcessPool(
             workers,
             start_method=start_method,
             max_retries=max_retries,
             max_free_segments=max_queue_size + workers,
+            # The whole window, spread evenly: never more in flight than the queue.
+            tasks_per_worker=-(-max_queue_size // workers),
+            batch_timeout=batch_timeout,
         )
         self._shipped = False
 
@@ -100,7 +115,7 @@ class ProcessExecutor:
         self.pool.start_epoch(epoch, payload)
         self._shipped = True
 
-    def submit(self, epoch: int, index: int) -> Future:
+    def submit(self, epoch: int, index: int) -> Ticket:
         return self.pool.submit(epoch, index)
 
     def shutdown(self, timeout: float | None = None) -> None:

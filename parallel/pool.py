@@ -13,7 +13,23 @@ NOTE [ One pipe per worker ]
 Each worker has its own duplex pipe; the parent's dispatcher thread waits on all pipes
 and all process sentinels at once. A worker killed mid-message breaks only its own
 pipe, and its death is seen at once through its sentinel, with the tasks it held known
-exactly: they are recomputed by a replacement.
+exactly: they are recomputed by a replacement (see NOTE [ Batched results ] in ``worker.py``).
+
+NOTE [ Handing batches to the consumer ]
+Per batch, the consumer appends a `Task` to a deque and later pops its result from a
+dict: no `Future`, no lock, no pipe write. It wakes the dispatcher only when the
+dispatcher said it is hungry (a worker is running low and nothing is pending); else
+the next results wake the dispatcher, which then sends every pending task at once. The
+dispatcher notifies the consumer once per round of pipe reads, and only when the
+consumer said it is waiting. Both sides set their flag before they look at the other
+side's data, so under the GIL no wake-up is lost.
+
+NOTE [ Bounded waits ]
+Every wait has a timeout: the consumer re-checks the dispatcher's health every
+`_POLL_SECONDS`, the dispatcher wakes at least that often to run the watchdog, and
+`shutdown` gives workers ``timeout`` seconds in all (5 by default) before killing
+them. A Ctrl-C during `shutdown` (the second one, after the one that stopped the loop)
+kills the workers at once.
 """
 
 from __future__ import annotations
@@ -22,32 +38,25 @@ import contextlib
 import multiprocessing
 import os
 import pickle
-import queue
+import selectors
 import threading
+import time
+import warnings
 import weakref
 from collections import deque
-from concurrent.futures import Future
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
 from typing import Any
 
-from .errors import RemoteTraceback, WorkerCrashed, batch_note
-from .messages import (
-    BatchFailed,
-    BatchReady,
-    NeedSpace,
-    NewEpoch,
-    Shutdown,
-    SpaceGrant,
-    Task,
-)
-from .shm import SharedArrayPool
-from .worker import run_worker
+from .errors import BatchTimeout, RemoteTraceback, WorkerCrashed, batch_note
+from .messages import BatchFailed, NeedSpace, NewEpoch, Shutdown, SmallBatch, SpaceGrant, Task
+from .shm import NoSpace, SharedArrayPool, decode_small
+from .worker import Progress, run_worker
 
-# Tasks sent ahead to one worker: enough to keep it busy while the parent handles
-# results (4 measured ~15% faster than 2 on the 'tiny' benchmark).
-_TASKS_PER_WORKER = 4
 _LIVE_POOLS: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
+_POLL_SECONDS = 0.5
+# With batch_timeout=None a batch computing this long gets a warning (tests shorten it).
+_HANG_WARNING_SECONDS = 60.0
+_DEFAULT_SHUTDOWN_SECONDS = 5.0
 
 
 def remote_error(failure: BatchFailed) -> BaseException:
@@ -67,15 +76,35 @@ def remote_error(failure: BatchFailed) -> BaseException:
     return error
 
 
-@dataclass
+class Ticket:
+    """A submitted batch: `result` waits for it (the pool's cheap stand-in for a Future)."""
+
+    __slots__ = ("_key", "_pool")
+
+    def __init__(self, pool: ProcessPool, key: Task) -> None:
+        self._pool, self._key = pool, key
+
+    def result(self) -> Any:
+        """The batch, or raises what computing it raised."""
+        return self._pool.result(self._key)
+
+    def cancel(self) -> bool:
+        """Nothing to do: `ProcessPool.shutdown` drops what was not delivered."""
+        return True
+
+
+@dataclass(eq=False)
 class _Worker:
     process: Any
     conn: Any
-    # Tasks sent and not answered, in the order sent; the worker runs them in order,
-    # so tasks[0] is the one it is computing.
+    progress: Progress
+    position: int
+    # Tasks sent and not answered, in the order sent (the worker runs them in order).
     tasks: deque[Task] = field(default_factory=deque)
     # Segments granted for tasks whose BatchReady has not arrived.
-    granted: dict[tuple[int, int], str] = field(default_factory=dict)
+    granted: dict[Task, str] = field(default_factory=dict)
+    timed_out: Task | None = None  # the task this worker was killed for
+    warned: tuple[Task, float] | None = None  # the hang already warned about
 
 
 class ProcessPool:
@@ -84,13 +113,16 @@ class ProcessPool:
     Args:
         num_workers: processes to keep alive.
         start_method: ``'forkserver'`` (default), ``'spawn'`` or ``'fork'``.
-        max_retries: how many workers one batch may kill before it fails with
-            `WorkerCrashed`.
+        max_retries: how many workers one batch may kill, or time out on, before it
+            fails with `WorkerCrashed` or `BatchTimeout`.
         max_free_segments: free shared-memory segments kept for reuse (and mapped by
             each worker): the enqueuer passes ``max_queue_size + workers``.
+        tasks_per_worker: most tasks sent ahead to one worker.
+        batch_timeout: seconds one batch may take before its worker is killed and the
+            batch recomputed; ``None`` only warns after `_HANG_WARNING_SECONDS`.
 
     Raises:
-        ValueError: for a bad worker count or start method.
+        ValueError: for a bad worker count, start method or timeout.
     """
 
     def __init__(
@@ -99,6 +131,8 @@ class ProcessPool:
         start_method: str | None = None,
         max_retries: int = 3,
         max_free_segments: int = 16,
+        tasks_per_worker: int = 4,
+        batch_timeout: float | None = None,
     ) -> None:
         if num_workers < 1:
             raise ValueError(f"num_workers must be >= 1. Received: num_workers={num_workers}")
@@ -114,14 +148,31 @@ class ProcessPool:
         self._num_workers = num_workers
         self._max_retries = max_retries
         self._max_free_segments = max_free_segments
+        self._per_worker = max(1, tasks_per_worker)
+        self._low = max(1, self._per_worker // 2)
+        self._batch_timeout = batch_timeout
         self.shm = SharedArrayPool(max_free=max_free_segments)
-        self._commands: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._slots = self._ctx.RawArray("d", Progress.SIZE * num_workers)
+        self._positions = list(range(num_workers))
         self._wake_r, self._wake_w = os.pipe()
-        self._futures: dict[tuple[int, int], Future] = {}
-        self._pending: deque[Task] = deque()
-        self._kills: dict[tuple[int, int], list[int | None]] = {}
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        self._pending: deque[Task | NewEpoch] = deque()
+        self._results: dict[tuple[int, int], tuple[bool, Any]] = {}
+        # Released by the dispatcher to wake a waiting consumer: a bare lock used as a
+        # binary semaphore costs a fraction of a Condition's notify.
+        self._signal = threading.Lock()
+        self._signal.acquire()
+        self._consumer_waiting = False
+        self._hungry = True
+        self._delivered = False
+        self._failure: BaseException | None = None
+        self._kills: dict[Task, list[int | None]] = {}
+        self._timeouts: dict[Task, list[int | None]] = {}
         self._workers: list[_Worker] = []
         self._epoch_messages: list[NewEpoch] = []
+        self._warned_no_space = False
+        self._next_watch = 0.0
         self._stopping = False
         self._join_timeout: float | None = None
         self.worker_pids_started: list[int] = []
@@ -133,35 +184,82 @@ class ProcessPool:
 
     def start_epoch(self, epoch: int, payload: bytes | None) -> None:
         """Ships the sequence for ``epoch`` (or just the epoch number, payload ``None``)."""
-        self._command(NewEpoch(epoch, payload))
+        if not self._thread.is_alive():
+            raise RuntimeError("the worker pool is shut down")
+        # Through the task deque: workers must see it before the epoch's tasks.
+        self._pending.append(NewEpoch(epoch, payload))
+        self._wake()
 
-    def submit(self, epoch: int, index: int) -> Future:
-        """Schedules ``sequence[index]``; the future resolves to the batch."""
-        future: Future = Future()
-        self._command((Task(epoch, index), future))
-        return future
+    def submit(self, epoch: int, index: int) -> Ticket:
+        """Schedules ``sequence[index]``; the ticket's ``result()`` is the batch."""
+        task = Task(epoch, index)
+        self._pending.append(task)
+        if self._hungry:
+            self._hungry = False
+            self._wake()
+        return Ticket(self, task)
+
+    def result(self, key: Task) -> Any:
+        """Waits for the batch of ``key`` and returns it (or raises its error).
+
+        Raises:
+            RuntimeError: if the pool shut down before the batch arrived.
+        """
+        entry = self._results.pop(key, None)
+        while entry is None:
+            self._consumer_waiting = True
+            entry = self._results.pop(key, None)
+            if entry is None:
+                if not self._thread.is_alive():
+                    raise RuntimeError("the worker pool is shut down") from self._failure
+                # A stale release only makes this loop look once more.
+                self._signal.acquire(timeout=_POLL_SECONDS)
+                entry = self._results.pop(key, None)
+            self._consumer_waiting = False
+        ok, value = entry
+        if ok:
+            return value
+        raise value
 
     def worker_pids(self) -> list[int]:
         """Pids of the live workers."""
         return [w.process.pid for w in list(self._workers)]
 
     def shutdown(self, timeout: float | None = None) -> None:
-        """Stops the workers (killing any that do not exit within ``timeout``), unlinks
-        all shared memory and fails pending futures with ``CancelledError``."""
+        """Stops the workers (killing any still running after ``timeout`` seconds in all,
+        5 by default) and unlinks all shared memory. A KeyboardInterrupt while waiting
+        kills the workers at once."""
         self._join_timeout = timeout
-        if self._thread.is_alive():
-            self._command(Shutdown())
-            self._thread.join()
-        if self in _LIVE_POOLS:
-            _LIVE_POOLS.discard(self)
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+        budget = (_DEFAULT_SHUTDOWN_SECONDS if timeout is None else timeout) + 2.0
+        try:
+            if self._thread.is_alive():
+                self._stopping = True
+                self._wake()
+                self._thread.join(budget)
+            if self._thread.is_alive():
+                self._kill_workers()
+                self._thread.join(budget)
+        except KeyboardInterrupt:
+            self._kill_workers()
+            raise
+        finally:
+            if not self._thread.is_alive() and self in _LIVE_POOLS:
+                _LIVE_POOLS.discard(self)
+                self._selector.close()
+                os.close(self._wake_r)
+                os.close(self._wake_w)
 
-    def _command(self, command: Any) -> None:
-        if not self._thread.is_alive():
-            raise RuntimeError("the worker pool is shut down")
-        self._commands.put(command)
-        os.write(self._wake_w, b"x")
+    def _kill_workers(self) -> None:
+        self._stopping = True
+        for worker in list(self._workers):
+            worker.process.kill()
+        self.shm.close()
+
+    def _wake(self) -> None:
+        try:  # noqa: SIM105 (per-batch path: contextlib.suppress costs more than the write)
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass  # closed by shutdown: nobody to wake
 
     # -- the dispatcher thread ----------------------------------------------------------
 
@@ -171,157 +269,247 @@ class ProcessPool:
                 self._spawn()
             while not self._stopping:
                 self._dispatch()
-                ready = wait(
-                    [self._wake_r]
-                    + [w.conn for w in self._workers]
-                    + [w.process.sentinel for w in self._workers]
-                )
-                if self._wake_r in ready:
-                    self._drain_commands()
-                for worker in list(self._workers):
-                    if worker.conn in ready:
+                for key, _ in self._selector.select(self._watch_period()):
+                    kind, worker = key.data
+                    if kind == "wake":
+                        os.read(self._wake_r, 65536)
+                    elif worker in self._workers and kind == "conn":
                         self._receive(worker)
-                    dead = worker.process.sentinel in ready or not worker.process.is_alive()
-                    if dead and worker in self._workers:
+                    elif worker in self._workers:
                         self._replace(worker)
+                self._notify()
+                if time.monotonic() >= self._next_watch:
+                    self._watch()
         except BaseException as error:  # never leave a consumer waiting on a dead thread
-            for future in self._futures.values():
-                if not future.done():
-                    future.set_exception(error)
-            self._futures.clear()
+            self._failure = error
         finally:
+            self._stopping = True
             self._stop_workers()
+            self._notify()
+
+    def _watch_period(self) -> float:
+        period = min(_POLL_SECONDS, _HANG_WARNING_SECONDS / 4)
+        if self._batch_timeout is not None:
+            period = min(period, self._batch_timeout / 4)
+        return period
 
     def _spawn(self) -> _Worker:
+        position = self._positions.pop()
+        progress = Progress(self._slots, position)
+        progress.end()
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=run_worker,
-            args=(child_conn, self._max_free_segments),
+            args=(child_conn, self._max_free_segments, self.shm.directory, self._slots, position),
             daemon=True,
             name="seqpipe-worker",
         )
         process.start()
         child_conn.close()
-        worker = _Worker(process, parent_conn)
+        worker = _Worker(process, parent_conn, progress, position)
         self._workers.append(worker)
         self.worker_pids_started.append(process.pid)
-        for message in self._epoch_messages:
-            parent_conn.send(message)
+        self._selector.register(parent_conn, selectors.EVENT_READ, ("conn", worker))
+        self._selector.register(process.sentinel, selectors.EVENT_READ, ("dead", worker))
+        if self._epoch_messages:
+            self._send(worker, list(self._epoch_messages))
         return worker
 
-    def _drain_commands(self) -> None:
-        os.read(self._wake_r, 65536)
-        while True:
-            try:
-                command = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(command, Shutdown):
-                self._stopping = True
-                return
-            if isinstance(command, NewEpoch):
-                # A replacement worker needs the last full payload, then the epoch.
-                if command.payload is not None:
-                    self._epoch_messages = [command]
-                else:
-                    self._epoch_messages = [self._epoch_messages[0], command]
-                for worker in self._workers:
-                    self._send(worker, command)
-                continue
-            task, future = command
-            self._futures[(task.epoch, task.index)] = future
-            self._pending.append(task)
+    def _new_epoch(self, message: NewEpoch) -> None:
+        # A replacement worker needs the last full payload, then the epoch.
+        if message.payload is not None:
+            self._epoch_messages = [message]
+        else:
+            self._epoch_messages = [self._epoch_messages[0], message]
+        for worker in self._workers:
+            self._send(worker, [message])
 
     def _dispatch(self) -> None:
-        while self._pending:
-            idle = [w for w in self._workers if len(w.tasks) < _TASKS_PER_WORKER]
-            if not idle:
+        # Every pending task goes out now, one message per worker; then tell the
+        # consumer whether its next submit must wake us (NOTE [ Handing batches ... ]).
+        while True:
+            outgoing: dict[int, tuple[_Worker, list[Task]]] = {}
+            while self._pending and self._workers:
+                if isinstance(self._pending[0], NewEpoch):
+                    self._flush(outgoing)
+                    self._new_epoch(self._pending.popleft())
+                    continue
+                worker = min(self._workers, key=lambda w: len(w.tasks))
+                if len(worker.tasks) >= self._per_worker:
+                    break
+                task = self._pending.popleft()
+                worker.tasks.append(task)
+                outgoing.setdefault(worker.position, (worker, []))[1].append(task)
+            self._flush(outgoing)
+            self._hungry = any(len(w.tasks) < self._low for w in self._workers)
+            if not (self._hungry and self._pending):
                 return
-            worker = min(idle, key=lambda w: len(w.tasks))
-            task = self._pending.popleft()
-            worker.tasks.append(task)
-            self._send(worker, task)
 
-    def _send(self, worker: _Worker, message: Any) -> None:
+    def _flush(self, outgoing: dict[int, tuple[_Worker, list[Task]]]) -> None:
+        for worker, tasks in outgoing.values():
+            self._send(worker, tasks)
+        outgoing.clear()
+
+    def _send(self, worker: _Worker, messages: list[Any]) -> None:
         # A dead worker's send fails; its sentinel brings it to _replace.
         with contextlib.suppress(OSError):
-            worker.conn.send(message)
+            worker.conn.send_bytes(pickle.dumps(messages, protocol=5))
 
-    def _receive(self, worker: _Worker) -> None:
+    def _receive(self, worker: _Worker, drain: bool = False) -> None:
+        # One message per readiness event (the selector reports the rest), or, for a
+        # dead worker, everything it sent. Plain pickle: Connection.recv builds an
+        # unpickler per message.
         try:
-            while worker.conn.poll():
-                message = worker.conn.recv()
-                self._handle(worker, message)
+            while True:
+                for message in pickle.loads(worker.conn.recv_bytes()):
+                    self._handle(worker, message)
+                if not (drain and worker.conn.poll()):
+                    return
         except (EOFError, OSError):
             if worker.process.is_alive():
                 worker.process.kill()  # a worker that broke its pipe is of no more use
-            worker.process.join()
 
     def _handle(self, worker: _Worker, message: Any) -> None:
-        key = (message.epoch, message.index)
-        if isinstance(message, NeedSpace):
-            segment = self.shm.acquire(message.nbytes)
-            worker.granted[key] = segment.name
-            self._send(worker, SpaceGrant(message.index, segment.name, segment.size))
+        key = (message.epoch, message.index)  # equal to, and hashed like, the Task
+        kind = type(message)
+        if kind is NeedSpace:
+            self._grant(worker, Task(*key), message.nbytes)
             return
-        worker.tasks = deque(t for t in worker.tasks if (t.epoch, t.index) != key)
-        self._kills.pop(key, None)
-        future = self._futures.pop(key, None)
-        if isinstance(message, BatchFailed):
-            if future is not None:
-                future.set_exception(remote_error(message))
+        if worker.tasks and worker.tasks[0] == key:
+            worker.tasks.popleft()
+        else:
+            worker.tasks = deque(t for t in worker.tasks if t != key)
+        if self._kills or self._timeouts:
+            self._kills.pop(key, None)
+            self._timeouts.pop(key, None)
+        if kind is SmallBatch:
+            self._deliver(key, True, decode_small(message.encoded))
             return
-        assert isinstance(message, BatchReady), message
         segment = worker.granted.pop(key, None)
+        if isinstance(message, BatchFailed):
+            if segment is not None:
+                self.shm.release(segment)
+            self._deliver(key, False, remote_error(message))
+            return
         try:
-            batch = self.shm.unpack(segment, message.header, message.layout)
+            if message.segment is None:
+                if segment is not None:
+                    self.shm.release(segment)
+                batch = pickle.loads(message.header)
+            else:
+                batch = self.shm.unpack(segment, message.header, message.layout)
         except Exception as error:
             if segment is not None:
                 self.shm.release(segment)
-            if future is not None:
-                future.set_exception(error)
+            self._deliver(key, False, error)
             return
-        if future is not None:
-            future.set_result(batch)
+        self._deliver(key, True, batch)
+
+    def _grant(self, worker: _Worker, key: Task, nbytes: int) -> None:
+        try:
+            segment = self.shm.acquire(nbytes)
+        except NoSpace as error:
+            self._warn_no_space(error)
+            self._send(worker, [SpaceGrant(key.epoch, key.index, None, 0)])
+            return
+        worker.granted[key] = segment.name
+        self._send(worker, [SpaceGrant(key.epoch, key.index, segment.name, segment.size)])
+
+    def _warn_no_space(self, error: NoSpace) -> None:
+        if self._warned_no_space:
+            return
+        self._warned_no_space = True
+        warnings.warn(
+            f"{error}, so batches that do not fit cross through a pipe instead (slower). "
+            f"Give it more room: Docker's default /dev/shm is 64 MB, run the container "
+            f"with `docker run --shm-size=8g ...` (or `shm_size:` in docker-compose), or "
+            f"point SEQPIPE_SHM_DIR at a larger tmpfs",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+    def _deliver(self, key: tuple[int, int], ok: bool, value: Any) -> None:
+        self._results[key] = (ok, value)
+        self._delivered = True
+
+    def _notify(self) -> None:
+        if (self._delivered and self._consumer_waiting) or self._stopping:
+            try:  # noqa: SIM105 (per-round path, as in _wake)
+                self._signal.release()
+            except RuntimeError:
+                pass  # released already: one wake-up is enough
+        self._delivered = False
+
+    def _watch(self) -> None:
+        now = time.monotonic()
+        self._next_watch = now + self._watch_period()
+        for worker in self._workers:
+            current = worker.progress.current()
+            if current is None or worker.timed_out is not None:
+                continue
+            task, started = current
+            elapsed = now - started
+            if self._batch_timeout is not None:
+                if elapsed > self._batch_timeout:
+                    worker.timed_out = task
+                    worker.process.kill()  # its sentinel brings it to _replace
+            elif elapsed > _HANG_WARNING_SECONDS and worker.warned != current:
+                worker.warned = current
+                warnings.warn(
+                    f"batch {task.index} (epoch {task.epoch}) has been computing for "
+                    f"{elapsed:.0f} s in worker process {worker.process.pid}; if "
+                    f"__getitem__ hangs (a deadlock, a stuck read), pass "
+                    f"batch_timeout= to the enqueuer to kill and recompute it",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
 
     def _replace(self, worker: _Worker) -> None:
-        self._receive(worker)  # results it sent before dying still count
-        worker.process.join()
+        self._receive(worker, drain=worker.conn.poll())  # what it sent before dying counts
+        worker.process.join(_POLL_SECONDS)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join(_POLL_SECONDS)
+        self._selector.unregister(worker.conn)
+        self._selector.unregister(worker.process.sentinel)
         self._workers.remove(worker)
         worker.conn.close()
         for name in worker.granted.values():
             self.shm.release(name)
+        current = worker.progress.current()
+        self._positions.append(worker.position)
         tasks = list(worker.tasks)
-        if tasks:
-            # The worker ran its tasks in order, so the first one killed it.
-            culprit = tasks[0]
-            key = (culprit.epoch, culprit.index)
-            codes = self._kills.setdefault(key, [])
+        culprit = worker.timed_out or (current[0] if current else None)
+        if culprit in tasks:
+            counts = self._timeouts if worker.timed_out else self._kills
+            codes = counts.setdefault(culprit, [])
             codes.append(worker.process.exitcode)
             if len(codes) >= self._max_retries:
-                tasks = tasks[1:]
-                self._kills.pop(key)
-                future = self._futures.pop(key, None)
-                if future is not None:
-                    future.set_exception(WorkerCrashed(culprit.index, codes))
-            self._pending.extendleft(reversed(tasks))
+                tasks.remove(culprit)
+                counts.pop(culprit)
+                if worker.timed_out:
+                    error: Exception = BatchTimeout(culprit.index, self._batch_timeout, codes)
+                else:
+                    error = WorkerCrashed(culprit.index, codes)
+                self._deliver(culprit, False, error)
+        self._pending.extendleft(reversed(tasks))
         if not self._stopping:
             self._spawn()
 
     def _stop_workers(self) -> None:
         timeout = self._join_timeout
+        deadline = time.monotonic() + (_DEFAULT_SHUTDOWN_SECONDS if timeout is None else timeout)
         for worker in self._workers:
-            self._send(worker, Shutdown())
+            self._send(worker, [Shutdown()])
         for worker in self._workers:
-            worker.process.join(timeout if timeout is not None else 5.0)
+            worker.process.join(max(0.0, deadline - time.monotonic()))
             if worker.process.is_alive():
                 worker.process.kill()
-                worker.process.join()
+                worker.process.join(_POLL_SECONDS)
             worker.conn.close()
         self._workers.clear()
-        for future in self._futures.values():
-            future.cancel()
-        self._futures.clear()
+        self._pending.clear()
+        self._results.clear()
         self.shm.close()
 
 

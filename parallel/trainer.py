@@ -2,98 +2,102 @@
 
 NOTE [ Exactly-once loss across replicas ]
 Each global batch is split into contiguous per-replica slices (uneven sizes allowed,
-down to 0 rows). Every replica computes ``sum(w * loss) / W`` where ``W`` is the sum of
-the sample weights of the *whole* global batch (all replicas, all workers), obtained by
-an all-reduce inside the step; the gradients are then summed across replicas. So each
-real sample contributes its loss exactly once per epoch with the same weight as on one
-device, whatever the replica count, and padding rows (weight 0) contribute nothing.
-Workers of a multi-worker run read their own shard, and shards have equal step counts,
-so no worker waits for a step another does not take.
+down to 0 rows). Every replica computes ``sum(w * loss) / N`` where ``N`` is the number
+of real samples of the *whole* global batch (all replicas, all workers; padding rows of
+sharded pipelines excluded), obtained by an all-reduce inside the step; the gradients
+are then summed across replicas. This is Keras' ``"sum_over_batch_size"`` reduction, so
+each real sample contributes its loss exactly once per epoch with the same weight as in
+``model.fit`` on one device (class and sample weights included), whatever the replica
+count, and padding rows (weight 0) contribute nothing. Metrics follow the same rule
+(NOTE [ Exactly-once metrics across replicas ] in ``parallel/metrics.py``). Workers of
+a multi-worker run read their own shard, and shards have equal step counts, so no
+worker waits for a step another does not take.
 
 The training loop is our own (``strategy.run``), driving Keras callbacks, History and
 progress bar through the public callback API: Keras 3's ``model.fit`` fails under
 ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585), and a one-shot generator
-loses batches under a strategy.
+loses batches under a strategy. The template model is the callbacks' model: its
+weights and optimizer state are brought up to date at every epoch end, and learning
+rates that callbacks set on it are pushed to the replicas at every epoch start.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
 import os
+import time
+import warnings
+from collections.abc import Mapping
 from collections.abc import Sequence as Seq
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pipeline import Pipeline
-from pipeline.adapters import epoch_generator, output_signature
 
-from .devices import resolve_devices
+from .backup import Backup, Saved, model_identity
+from .enqueuer import OrderedEnqueuer
+from .feed import Feed, as_xyw
+from .fit_options import (
+    check_callbacks,
+    check_class_weight,
+    refuse_keras_arguments,
+    should_validate,
+)
+from .loss_scale import agree_on_finite, uses_loss_scaling
+from .metrics import ReplicaMetrics, in_keras_order
+from .strategy import make_strategy
 
-_COLLECTIVE_TIMEOUT_S = 120
+INPUT_WAIT_WARNING = 0.2
 
 
 def _as_pipeline(seq: Any) -> Pipeline:
     return seq if isinstance(seq, Pipeline) else Pipeline(seq)
 
 
-def _xyw(batch: Any) -> tuple[Any, Any, np.ndarray]:
-    """``(x, y[, w])`` with unit weights filled in."""
-    if isinstance(batch, dict) or not isinstance(batch, tuple | list) or len(batch) not in (2, 3):
-        raise ValueError(
-            f"MultiGPUTrainer needs (x, y) or (x, y, sample_weight) batches. "
-            f"Received a {type(batch).__name__}"
-        )
-    x, y = batch[0], batch[1]
-    w = batch[2] if len(batch) == 3 else np.ones(len(np.asarray(y)), dtype=np.float32)
-    return x, y, np.asarray(w, dtype=np.float32)
+def _per_sample(loss_obj: Any, y: Any, pred: Any) -> Any:
+    import tensorflow as tf
+
+    # Keras computes losses in float32 whatever the compute dtype (mixed precision).
+    pred = tf.nest.map_structure(lambda p: tf.cast(p, tf.float32), pred)
+    values = loss_obj.call(y, pred) if hasattr(loss_obj, "call") else loss_obj(y, pred)
+    values = tf.convert_to_tensor(values)
+    if values.shape.rank and values.shape.rank > 1:
+        values = tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
+    return tf.cast(values, tf.float32)
 
 
-def _cluster() -> tuple[int, int]:
-    """(number of workers, this worker's index) from ``TF_CONFIG``."""
-    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    workers = config.get("cluster", {}).get("worker", [])
-    task = config.get("task", {})
-    return max(len(workers), 1), int(task.get("index", 0)) if task.get("type") == "worker" else 0
+@dataclass
+class _Replicas:
+    """What one strategy trains and evaluates with (built once per `fit`)."""
+
+    strategy: Any
+    num_workers: int
+    worker: int
+    model: Any
+    optimizer: Any
+    loss: Any
+    metrics: ReplicaMetrics
+    eval_step: Any = None
+
+    @property
+    def local_replicas(self) -> int:
+        return max(1, self.strategy.num_replicas_in_sync // self.num_workers)
 
 
-_MULTI_WORKER_STRATEGY: Any = None
+@dataclass
+class _FitRun:
+    """What the epoch loop of one `MultiGPUTrainer.fit` call works with."""
 
-
-def multi_worker_strategy() -> Any:
-    """The ``MultiWorkerMirroredStrategy`` of this process, from ``TF_CONFIG``.
-
-    TensorFlow configures collective ops only at program start, so a multi-worker
-    program calls this first, before it builds any model or runs any TensorFlow op;
-    `MultiGPUTrainer.fit` then uses the same strategy. Collectives time out after 120 s
-    instead of hanging when a peer never joins.
-
-    Returns:
-        The strategy (created once per process).
-
-    Raises:
-        RuntimeError: if TensorFlow was already initialised, saying what to do.
-    """
-    global _MULTI_WORKER_STRATEGY
-    if _MULTI_WORKER_STRATEGY is None:
-        import tensorflow as tf
-
-        experimental = tf.distribute.experimental
-        options = experimental.CommunicationOptions(
-            implementation=experimental.CommunicationImplementation.RING,
-            timeout_seconds=_COLLECTIVE_TIMEOUT_S,
-        )
-        try:
-            strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-        except RuntimeError as error:
-            raise RuntimeError(
-                "TF_CONFIG asks for several workers, but TensorFlow was initialised before "
-                "the multi-worker strategy was created. Call parallel.multi_worker_strategy() "
-                "at the start of the program, before building the model"
-            ) from error
-        _MULTI_WORKER_STRATEGY = strategy
-    return _MULTI_WORKER_STRATEGY
+    replicas: _Replicas
+    iterator: Any
+    callbacks: Any
+    steps: int
+    validation_data: Pipeline | None
+    validation_freq: Any
+    workers: int
+    use_multiprocessing: bool
+    backup: Backup | None
 
 
 class MultiGPUTrainer:
@@ -101,10 +105,13 @@ class MultiGPUTrainer:
 
     One machine: ``tf.distribute.MirroredStrategy`` over the chosen devices
     (``cpu_merge=True`` reduces through the CPU; ``False`` uses NCCL all-reduce on GPUs
-    and a reduction on the first device elsewhere). Several machines (``TF_CONFIG`` with several
-    workers): ``MultiWorkerMirroredStrategy``, each worker reading
+    and a reduction on the first device elsewhere). Several machines (``TF_CONFIG`` with
+    several workers): ``MultiWorkerMirroredStrategy``, each worker reading
     ``seq.shard(num_workers, worker_index)``. The template model is cloned under the
-    strategy; its weights are updated after every epoch, so it is what you save.
+    strategy; its weights and optimizer state are updated after every epoch, so it is
+    what you save. Compiled metrics, mixed precision (``mixed_float16`` with Keras' loss
+    scaling, ``mixed_bfloat16``), class weights and Keras callbacks work as in
+    ``model.fit``.
 
     Args:
         model: a compiled Keras model (the template).
@@ -118,6 +125,7 @@ class MultiGPUTrainer:
     Example:
         >>> trainer = MultiGPUTrainer(model)                     # doctest: +SKIP
         >>> history = trainer.fit(seq, gpus=8, epochs=10)         # doctest: +SKIP
+        >>> loss, accuracy = trainer.evaluate(val)                # doctest: +SKIP
     """
 
     def __init__(self, model: Any, cpu_merge: bool = True, cpu_relocation: bool = False):
@@ -126,91 +134,135 @@ class MultiGPUTrainer:
         self.model = model
         self.cpu_merge = cpu_merge
         self.cpu_relocation = cpu_relocation
-        self._setup: tuple[Any, ...] | None = None
         self.devices: list[str] = []
+        self._replicas: _Replicas | None = None
+        self._warned_input = False
 
-    # -- strategy and replicas -----------------------------------------------------------
+    # -- replicas ------------------------------------------------------------------------
 
     def _strategy(self, gpus: Any, devices: Seq[str] | None) -> tuple[Any, int, int]:
-        import tensorflow as tf
+        strategy, self.devices, num_workers, worker = make_strategy(gpus, devices, self.cpu_merge)
+        return strategy, num_workers, worker
 
-        num_workers, index = _cluster()
-        if num_workers > 1:
-            return multi_worker_strategy(), num_workers, index
-        self.devices = list(devices) if devices else resolve_devices(gpus)
-        if self.cpu_merge:
-            ops = tf.distribute.ReductionToOneDevice(reduce_to_device="/cpu:0")
-        elif all("gpu" in d.lower() for d in self.devices):
-            ops = tf.distribute.NcclAllReduce()
-        else:
-            # NCCL has no CPU kernel (it builds, then fails at the first step), and
-            # HierarchicalCopyAllReduce was measured wrong on logical CPU devices (weights
-            # 0.15 off a one-device run): reduce on the first device instead.
-            ops = tf.distribute.ReductionToOneDevice(reduce_to_device=self.devices[0])
-        return tf.distribute.MirroredStrategy(self.devices, cross_device_ops=ops), 1, 0
-
-    def _replicate(self, strategy: Any) -> tuple[Any, Any, Any]:
+    def _replicate(self, strategy: Any, num_workers: int, worker: int, example: Any) -> _Replicas:
         import keras
 
         template = self.model
         with strategy.scope():
-            replica = keras.models.clone_model(template)
-            replica.build_from_config(template.get_build_config()) if not replica.built else None
-            replica.set_weights(template.get_weights())
+            model = keras.models.clone_model(template)
+            if not model.built:
+                model.build_from_config(template.get_build_config())
+            model.set_weights(template.get_weights())
             optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(template.optimizer))
-            optimizer.build(replica.trainable_variables)
+            optimizer.build(model.trainable_variables)
+            x, y = example[0], example[1]
+            metrics = ReplicaMetrics(template, strategy, y, model(x, training=False))
+        # Builds the template's own compiled metrics, as model.fit would: callbacks such
+        # as EarlyStopping(monitor="val_accuracy") read their direction from them.
+        template.compute_metrics(x, y, template(x, training=False))
+        template.reset_metrics()
         loss = template.loss
         loss_obj = keras.losses.get(loss) if isinstance(loss, str) else loss
-        return replica, optimizer, loss_obj
+        return _Replicas(strategy, num_workers, worker, model, optimizer, loss_obj, metrics)
 
-    @staticmethod
-    def _per_sample(loss_obj: Any, y: Any, pred: Any) -> Any:
+    def _pipeline_for(self, seq: Any, replicas: _Replicas) -> Pipeline:
+        seq = _as_pipeline(seq)
+        if replicas.num_workers > 1 and not seq.sharded:
+            seq = seq.shard(replicas.num_workers, replicas.worker)
+        return seq
+
+    def _distributed(self, strategy: Any, feed: Feed) -> Any:
         import tensorflow as tf
 
-        values = loss_obj.call(y, pred) if hasattr(loss_obj, "call") else loss_obj(y, pred)
-        values = tf.convert_to_tensor(values)
-        if values.shape.rank and values.shape.rank > 1:
-            values = tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
-        return tf.cast(values, tf.float32)
-
-    # -- the distributed input -----------------------------------------------------------
-
-    def _distributed(
-        self, strategy: Any, seq: Pipeline, workers: int, multiprocessing: bool, repeat: bool
-    ) -> Any:
-        import tensorflow as tf
-
-        x0, y0, w0 = _xyw(seq[0])
-        signature = output_signature((x0, y0, w0))
-        feed = epoch_generator(seq, workers, multiprocessing, 10)
+        # The sample axis is left open: the last batch of an epoch may be short.
+        signature = tf.nest.map_structure(
+            lambda v: tf.TensorSpec((None, *np.shape(v)[1:]), tf.as_dtype(np.asarray(v).dtype)),
+            feed.first(),
+        )
 
         def dataset_fn(context: Any) -> Any:
-            local = max(1, context.num_replicas_in_sync // context.num_input_pipelines)
-
-            def batches() -> Any:
-                # Repeating, the feed crosses epochs itself (the enqueuer runs
-                # on_epoch_end), so one iterator serves a whole fit: building a
-                # distributed iterator costs ~80 ms per epoch.
-                yield from feed()
-                while repeat:
-                    yield from feed()
-
-            def per_replica_slices() -> Any:
-                for batch in batches():
-                    x, y, w = _xyw(batch)
-                    # Contiguous slices, sizes differing by at most one (0 rows allowed).
-                    edges = np.linspace(0, len(w), local + 1).round().astype(int)
-                    for a, b in itertools.pairwise(edges):
-                        yield tf.nest.map_structure(lambda v, a=a, b=b: v[a:b], (x, y, w))
-
-            dataset = tf.data.Dataset.from_generator(per_replica_slices, output_signature=signature)
+            dataset = tf.data.Dataset.from_generator(feed.slices, output_signature=signature)
             options = tf.data.Options()
             options.experimental_distribute.auto_shard_policy = (
                 tf.data.experimental.AutoShardPolicy.OFF  # each worker reads its own shard
             )
             return dataset.with_options(options)
 
-        return strategy.distribute_datasets_from_function(dataset_fn)
+        return iter(strategy.distribute_datasets_from_function(dataset_fn))
+
+    def _train_step(self, r: _Replicas, element_spec: Any) -> Any:
+        import tensorflow as tf
+
+        variables = r.model.trainable_variables
+        scaling = uses_loss_scaling(r.optimizer)
+        sum_op = tf.distribute.ReduceOp.SUM
+
+        def step(x: Any, y: Any, w: Any, real: Any) -> Any:
+            context = tf.distribute.get_replica_context()
+            count = context.all_reduce(sum_op, tf.reduce_sum(real))
+            with tf.GradientTape() as tape:
+                pred = r.model(x, training=True)
+                weighted = tf.reduce_sum(_per_sample(r.loss, y, pred) * w)
+                loss = tf.math.divide_no_nan(weighted, count)
+                if r.model.losses:
+                    loss += tf.add_n(r.model.losses) / r.strategy.num_replicas_in_sync
+                scaled = r.optimizer.scale_loss(loss)  # NOTE [ Loss scaling across replicas ]
+            grads = tape.gradient(scaled, variables)
+            if scaling:
+                grads = agree_on_finite(grads)
+            r.optimizer.apply_gradients(zip(grads, variables, strict=True))
+            r.metrics.update(y, pred, w, real)
+            return weighted, tf.reduce_sum(real)
+
+        # The batch is fetched outside (timed as input_wait); the signature's open batch
+        # axis keeps the uneven last batch from tracing a second function.
+        @tf.function(input_signature=[element_spec])
+        def train_step(batch: Any) -> Any:
+            weighted, count = r.strategy.run(step, args=batch)
+            totals = (
+                r.strategy.reduce(sum_op, weighted, None),
+                r.strategy.reduce(sum_op, count, None),
+            )
+            return totals, r.metrics.results()
+
+        return train_step
+
+    def _eval_step(self, r: _Replicas) -> Any:
+        import tensorflow as tf
+
+        if r.eval_step is None:
+            sum_op = tf.distribute.ReduceOp.SUM
+
+            def step(x: Any, y: Any, w: Any, real: Any) -> Any:
+                pred = r.model(x, training=False)
+                r.metrics.update(y, pred, w, real)
+                return tf.reduce_sum(_per_sample(r.loss, y, pred) * w), tf.reduce_sum(real)
+
+            @tf.function
+            def eval_step(iterator: Any) -> Any:
+                weighted, count = r.strategy.run(step, args=next(iterator))
+                return r.strategy.reduce(sum_op, weighted, None), r.strategy.reduce(
+                    sum_op, count, None
+                )
+
+            r.eval_step = eval_step
+        return r.eval_step
+
+    # -- the template and the replicas -------------------------------------------------
+
+    def _pull_template(self, r: _Replicas) -> None:
+        """Copies the replicas' weights and optimizer state into the template."""
+        template = self.model
+        template.set_weights(r.model.get_weights())
+        if not template.optimizer.built:
+            template.optimizer.build(template.trainable_variables)
+        for mine, theirs in zip(template.optimizer.variables, r.optimizer.variables, strict=True):
+            mine.assign(theirs.numpy())
+
+    def _push_learning_rate(self, r: _Replicas) -> None:
+        """Hands a learning rate set on the template (ReduceLROnPlateau) to the replicas."""
+        if isinstance(self.model.optimizer.get_config().get("learning_rate"), float | int):
+            r.optimizer.learning_rate = float(np.asarray(self.model.optimizer.learning_rate))
 
     # -- public API ----------------------------------------------------------------------
 
@@ -226,130 +278,311 @@ class MultiGPUTrainer:
         devices: Seq[str] | None = None,
         verbose: int | str = "auto",
         use_multiprocessing: bool = False,
+        class_weight: Mapping[int, float] | None = None,
+        validation_freq: int | Seq[int] = 1,
+        max_queue_size: int = 10,
+        backup_dir: str | os.PathLike | None = None,
+        backup_every: int = 100,
+        **keras_arguments: Any,
     ) -> Any:
         """Trains the template model on ``seq`` for ``epochs`` epochs.
+
+        Every sample of every epoch is trained on exactly once (see NOTE [ Exactly-once
+        loss across replicas ]); the logs hold ``loss``, the compiled metrics,
+        ``val_``-prefixed validation results and ``input_wait``, the fraction of the
+        epoch the loop waited for the input pipeline (a warning is issued once when it
+        exceeds 20 %).
 
         Args:
             seq: a `Pipeline` or `Sequence` of ``(x, y)`` or ``(x, y, sample_weight)``.
             gpus: as in `multi_gpu_model` (``None``: every GPU, else the CPU).
             epochs: index of the last epoch (as in Keras).
             workers: enqueuer workers feeding the devices.
-            validation_data: a `Pipeline`/`Sequence` evaluated after each epoch.
-            callbacks: Keras callbacks.
+            validation_data: a `Pipeline`/`Sequence` evaluated after epochs.
+            callbacks: Keras callbacks (``ModelCheckpoint`` saves the template).
             initial_epoch: epoch to start at (the pipeline's plan follows it).
             devices: explicit device names, e.g. ``["/cpu:0", "/cpu:1"]``.
             verbose: 0, 1, 2 or ``"auto"``, as in Keras.
             use_multiprocessing: enqueuer worker processes instead of threads.
+            class_weight: ``{class index: weight}``, multiplied into the sample weights
+                as Keras does.
+            validation_freq: validate every ``n`` epochs, or after the listed epochs.
+            max_queue_size: batches the enqueuer computes ahead.
+            backup_dir: save the job every ``backup_every`` steps here and resume from
+                it when ``fit`` is called again after a crash (see NOTE [ Exactly-once
+                resume ] in ``parallel/backup.py``); deleted when ``fit`` returns.
+            backup_every: steps between backups.
+            **keras_arguments: ``steps_per_epoch``, ``validation_steps``,
+                ``batch_size``, ``shuffle``, ``sample_weight``, ``validation_split``
+                are refused (they would break exactly-once), each with what to do.
 
         Returns:
-            The Keras ``History``.
+            The Keras ``History`` (epochs keep their numbers after a resume).
+
+        Raises:
+            ValueError: for a refused Keras argument, a ``class_weight`` key that is not
+                a class, a metric that cannot be aggregated across replicas, an
+                unwritable ``backup_dir`` or a backup of another job.
         """
         import keras
+
+        whole = _as_pipeline(seq)
+        validation_data = None if validation_data is None else _as_pipeline(validation_data)
+        refuse_keras_arguments(
+            len(whole), None if validation_data is None else len(validation_data), **keras_arguments
+        )
+        check_callbacks(callbacks)
+        should_validate(0, validation_freq)
+        class_weight = check_class_weight(class_weight, self._num_classes())
+        strategy, num_workers, worker = self._strategy(gpus, devices)
+        seq = whole.shard(num_workers, worker) if num_workers > 1 else whole
+        steps = len(seq)
+        backup = saved = None
+        if backup_dir is not None:
+            identity = {
+                "model": model_identity(self.model),
+                "pipeline": repr(whole.plan),  # the same on every worker: not the shard's
+                "replicas": strategy.num_replicas_in_sync,
+                "workers": num_workers,
+            }
+            backup = Backup(backup_dir, backup_every, identity, chief=worker == 0)
+            saved = backup.load()
+        initial_state = None
+        if saved is not None:  # NOTE [ Exactly-once resume ] in parallel/backup.py
+            initial_epoch = saved.epoch
+            self.model.set_weights(saved.weights)
+            initial_state = {
+                **OrderedEnqueuer(seq).state(),
+                "epoch": saved.epoch,
+                "next_index": saved.step,
+            }
+        seq.set_epoch(initial_epoch)
+        feed = Feed(
+            seq,
+            max(1, strategy.num_replicas_in_sync // num_workers),
+            workers,
+            use_multiprocessing,
+            max_queue_size,
+            repeat=True,
+            initial_state=initial_state,
+            class_weight=class_weight,
+        )
+        try:
+            r = self._replicate(strategy, num_workers, worker, feed.first())
+            self._replicas = r
+            if saved is not None:
+                for variable, value in zip(r.optimizer.variables, saved.optimizer, strict=True):
+                    variable.assign(value)
+                self._pull_template(r)  # a learning rate set before the crash, too
+            verbose = 1 if verbose == "auto" else verbose
+            run = _FitRun(
+                replicas=r,
+                iterator=self._distributed(strategy, feed),
+                callbacks=keras.callbacks.CallbackList(
+                    callbacks,
+                    add_history=True,
+                    add_progbar=verbose != 0,
+                    model=self.model,
+                    verbose=verbose,
+                    epochs=epochs,
+                    steps=steps,
+                ),
+                steps=steps,
+                validation_data=validation_data,
+                validation_freq=validation_freq,
+                workers=workers,
+                use_multiprocessing=use_multiprocessing,
+                backup=backup,
+            )
+            history = self._loop(run, initial_epoch, epochs, saved)
+            del run
+        finally:
+            feed.close()
+        if backup is not None:
+            backup.delete()
+        return history
+
+    def _loop(self, run: _FitRun, initial_epoch: int, epochs: int, saved: Saved | None) -> Any:
         import tensorflow as tf
 
-        strategy, num_workers, index = self._strategy(gpus, devices)
-        seq = _as_pipeline(seq)
-        if num_workers > 1:
-            seq = seq.shard(num_workers, index)
-        replica, optimizer, loss_obj = self._replicate(strategy)
-        self._setup = (strategy, replica, loss_obj)
-        variables = replica.trainable_variables
-        per_sample = self._per_sample
-
-        @tf.function
-        def train_step(iterator: Any) -> Any:
-            def step(x: Any, y: Any, w: Any) -> Any:
-                context = tf.distribute.get_replica_context()
-                total = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(w))
-                with tf.GradientTape() as tape:
-                    pred = replica(x, training=True)
-                    weighted = tf.reduce_sum(per_sample(loss_obj, y, pred) * w)
-                    loss = tf.math.divide_no_nan(weighted, total)
-                    if replica.losses:
-                        loss += tf.add_n(replica.losses) / strategy.num_replicas_in_sync
-                grads = tape.gradient(loss, variables)
-                optimizer.apply_gradients(zip(grads, variables, strict=True))
-                return weighted, tf.reduce_sum(w)
-
-            weighted, weight = strategy.run(step, args=next(iterator))
-            sum_op = tf.distribute.ReduceOp.SUM
-            return strategy.reduce(sum_op, weighted, None), strategy.reduce(sum_op, weight, None)
-
-        steps = len(seq)
-        verbose = 1 if verbose == "auto" else verbose
-        callback_list = keras.callbacks.CallbackList(
-            callbacks,
-            add_history=True,
-            add_progbar=verbose != 0,
-            model=self.model,
-            verbose=verbose,
-            epochs=epochs,
-            steps=steps,
-        )
-        seq.set_epoch(initial_epoch)
-        dataset = self._distributed(strategy, seq, workers, use_multiprocessing, repeat=True)
-        iterator = iter(dataset)
-        callback_list.on_train_begin()
+        r = run.replicas
+        train_step = self._train_step(r, run.iterator.element_spec)
+        steps_done = 0
+        epoch_logs: dict[str, Any] = {}
+        run.callbacks.on_train_begin()
         for epoch in range(initial_epoch, epochs):
-            callback_list.on_epoch_begin(epoch)
-            # Totals stay tensors: converting every step would wait for each step to
-            # finish (Keras' progress bar converts the logs it shows).
-            total_loss = total_weight = tf.constant(0.0)
-            for step in range(steps):
-                callback_list.on_train_batch_begin(step)
-                weighted, weight = train_step(iterator)
-                total_loss, total_weight = total_loss + weighted, total_weight + weight
-                logs = {"loss": tf.math.divide_no_nan(total_loss, total_weight)}
-                callback_list.on_train_batch_end(step, logs)
-            self.model.set_weights(replica.get_weights())
-            epoch_logs = {"loss": float(logs["loss"])}
-            if validation_data is not None:
-                epoch_logs["val_loss"] = self.evaluate(validation_data, workers=workers)
-            callback_list.on_epoch_end(epoch, epoch_logs)
+            run.callbacks.on_epoch_begin(epoch)
+            self._push_learning_rate(r)
+            first_step = 0
+            if saved is not None and epoch == saved.epoch:
+                first_step = saved.step
+                r.metrics.set_totals(saved.metrics, chief=r.worker == 0)
+                total_loss, total_count = tf.constant(saved.loss_sum), tf.constant(saved.count)
+            else:
+                r.metrics.reset()
+                total_loss = total_count = tf.constant(0.0)
+            logs: dict[str, Any] = {}
+            waited = 0.0
+            started = time.perf_counter()
+            for step in range(first_step, run.steps):
+                run.callbacks.on_train_batch_begin(step)
+                fetch = time.perf_counter()
+                batch = next(run.iterator)
+                waited += time.perf_counter() - fetch
+                (weighted, count), results = train_step(batch)
+                # Totals stay tensors: converting every step would wait for each step to
+                # finish (Keras' progress bar converts the logs it shows).
+                total_loss, total_count = total_loss + weighted, total_count + count
+                logs = {"loss": tf.math.divide_no_nan(total_loss, total_count), **results}
+                steps_done += 1
+                if run.backup is not None and run.backup.due(steps_done):
+                    self._save(run, epoch, step + 1, total_loss, total_count)
+                run.callbacks.on_train_batch_end(step, logs)
+            input_wait = waited / max(time.perf_counter() - started, 1e-9)
+            self._pull_template(r)
+            if not logs:  # resumed after the epoch's last step
+                logs = {"loss": total_loss / total_count, **r.metrics.results()}
+            epoch_logs = {name: float(value) for name, value in logs.items()}
+            epoch_logs["input_wait"] = input_wait
+            self._warn_if_input_bound(input_wait, epoch, run.workers)
+            if run.validation_data is not None and should_validate(epoch, run.validation_freq):
+                val = self._evaluate_logs(run.validation_data, run.workers, run.use_multiprocessing)
+                epoch_logs.update({f"val_{name}": value for name, value in val.items()})
+            run.callbacks.on_epoch_end(epoch, epoch_logs)
             if getattr(self.model, "stop_training", False):
                 break
-        callback_list.on_train_end(epoch_logs)
-        del iterator  # closes the feed and its enqueuer
+        run.callbacks.on_train_end(epoch_logs)
         return self.model.history
 
-    def _run_forward(self, seq: Any, workers: int, fn: Any) -> list[Any]:
+    def _save(self, run: _FitRun, epoch: int, step: int, loss: Any, count: Any) -> None:
+        r = run.replicas
+        state = Saved(
+            epoch=epoch,
+            step=step,
+            loss_sum=float(loss),
+            count=float(count),
+            weights=r.model.get_weights(),
+            optimizer=[np.asarray(v.numpy()) for v in r.optimizer.variables],
+            metrics=r.metrics.totals(),
+        )
+        run.backup.save(state)
+
+    def _warn_if_input_bound(self, input_wait: float, epoch: int, workers: int) -> None:
+        if input_wait > INPUT_WAIT_WARNING and not self._warned_input:
+            self._warned_input = True
+            warnings.warn(
+                f"The input pipeline is the bottleneck: the training loop waited for "
+                f"batches {input_wait:.0%} of epoch {epoch}. Raise workers= (now {workers}) "
+                f"or use_multiprocessing=True; print_summary(seq) shows the slow stage",
+                stacklevel=4,
+            )
+
+    def _num_classes(self) -> int | None:
+        outputs = getattr(self.model, "outputs", None) or []
+        if len(outputs) == 1 and outputs[0].shape[-1] and outputs[0].shape[-1] > 1:
+            return int(outputs[0].shape[-1])
+        return None
+
+    def _ensure_replicas(self, seq: Pipeline, gpus: Any, devices: Seq[str] | None) -> _Replicas:
+        """The replicas of the last `fit` unless devices are named, else new ones (built
+        with one extra read of batch 0 of ``seq``)."""
+        if self._replicas is None or gpus is not None or devices:
+            strategy, num_workers, worker = self._strategy(gpus, devices)
+            x, y, _ = as_xyw(seq[0])
+            self._replicas = self._replicate(strategy, num_workers, worker, (x, y))
+        return self._replicas
+
+    def _evaluate_logs(
+        self,
+        seq: Any,
+        workers: int,
+        use_multiprocessing: bool,
+        gpus: Any = None,
+        devices: Seq[str] | None = None,
+    ) -> dict[str, float]:
         import tensorflow as tf
 
-        if self._setup is None:
-            strategy, _, _ = self._strategy(None, None)
-            replica, _, loss_obj = self._replicate(strategy)
-            self._setup = (strategy, replica, loss_obj)
-        strategy, replica, loss_obj = self._setup
-        replica.set_weights(self.model.get_weights())
+        r = self._ensure_replicas(_as_pipeline(seq), gpus, devices)
+        r.model.set_weights(self.model.get_weights())
+        seq = self._pipeline_for(seq, r)
+        feed = Feed(seq, r.local_replicas, workers, use_multiprocessing)
+        try:
+            iterator = self._distributed(r.strategy, feed)
+            eval_step = self._eval_step(r)
+            r.metrics.reset()
+            total_loss = total_count = tf.constant(0.0)
+            for _ in range(len(seq)):
+                weighted, count = eval_step(iterator)
+                total_loss, total_count = total_loss + weighted, total_count + count
+            del iterator
+        finally:
+            feed.close()
+        logs = {"loss": float(tf.math.divide_no_nan(total_loss, total_count))}
+        logs.update({name: float(value) for name, value in r.metrics.results().items()})
+        return logs
+
+    def evaluate(
+        self,
+        seq: Any,
+        workers: int = 1,
+        use_multiprocessing: bool = False,
+        return_dict: bool = False,
+        gpus: Any = None,
+        devices: Seq[str] | None = None,
+    ) -> Any:
+        """Loss and compiled metrics of the template model over one epoch of ``seq``.
+
+        Every real sample counts once, with its sample weight (padding rows of sharded
+        pipelines excluded), summed across replicas and workers.
+
+        Args:
+            seq: a `Pipeline` or `Sequence` of ``(x, y)`` or ``(x, y, sample_weight)``.
+            workers: enqueuer workers.
+            use_multiprocessing: enqueuer worker processes instead of threads.
+            return_dict: return ``{name: value}`` instead of Keras' scalar or list.
+            gpus: as in `fit`; ``None`` with ``devices=None`` reuses the last `fit`'s
+                devices (or the default ones).
+            devices: explicit device names.
+
+        Returns:
+            What Keras' ``evaluate`` returns: the loss alone when there are no compiled
+            metrics, else ``[loss, *metrics]``; a dict with ``return_dict=True``.
+        """
+        logs = self._evaluate_logs(seq, workers, use_multiprocessing, gpus, devices)
+        return logs if return_dict else in_keras_order(logs, self._replicas.metrics.names)
+
+    def predict(
+        self, seq: Any, workers: int = 1, gpus: Any = None, devices: Seq[str] | None = None
+    ) -> np.ndarray:
+        """Model outputs for every sample of one epoch of ``seq``, in order.
+
+        Args:
+            seq: a `Pipeline` or `Sequence`; targets, if any, are ignored.
+            workers: enqueuer workers.
+            gpus: as in `evaluate`.
+            devices: as in `evaluate`.
+
+        Returns:
+            The outputs, concatenated over batches.
+        """
+        import tensorflow as tf
+
         seq = _as_pipeline(seq)
-        dataset = self._distributed(strategy, seq, workers, False, repeat=False)
+        r = self._ensure_replicas(seq, gpus, devices)
+        r.model.set_weights(self.model.get_weights())
+        feed = Feed(seq, r.local_replicas, workers)
+        try:
+            iterator = self._distributed(r.strategy, feed)
 
-        @tf.function
-        def forward(iterator: Any) -> Any:
-            return strategy.run(lambda x, y, w: fn(replica, loss_obj, x, y, w), args=next(iterator))
+            @tf.function
+            def forward(iterator: Any) -> Any:
+                return r.strategy.run(lambda x, *_: r.model(x, training=False), args=next(iterator))
 
-        iterator = iter(dataset)
-        return [forward(iterator) for _ in range(len(seq))]
-
-    def evaluate(self, seq: Any, workers: int = 1) -> float:
-        """Weighted mean loss of the template model over one epoch of ``seq``."""
-        import tensorflow as tf
-
-        per_sample = self._per_sample
-
-        def fn(replica: Any, loss_obj: Any, x: Any, y: Any, w: Any) -> Any:
-            pred = replica(x, training=False)
-            return tf.reduce_sum(per_sample(loss_obj, y, pred) * w), tf.reduce_sum(w)
-
-        results = self._run_forward(seq, workers, fn)
-        strategy = self._setup[0]
-        total = sum(float(strategy.reduce("SUM", r[0], None)) for r in results)
-        weight = sum(float(strategy.reduce("SUM", r[1], None)) for r in results)
-        return total / max(weight, 1e-12)
-
-    def predict(self, seq: Any, workers: int = 1) -> np.ndarray:
-        """Model outputs for every sample of one epoch of ``seq``, in order."""
-        results = self._run_forward(seq, workers, lambda replica, _l, x, _y, _w: replica(x))
-        strategy = self._setup[0]
-        parts = [np.asarray(p) for r in results for p in strategy.experimental_local_results(r)]
+            results = [forward(iterator) for _ in range(len(seq))]
+            del iterator
+        finally:
+            feed.close()
+        parts = [
+            np.asarray(p) for out in results for p in r.strategy.experimental_local_results(out)
+        ]
         return np.concatenate(parts)

@@ -3,6 +3,14 @@
 Imports only the standard library, numpy and cloudpickle: workers are started with
 forkserver (see NOTE [ Start method ] in ``parallel/pool.py``), and whatever a worker
 imports it pays for at every start.
+
+NOTE [ Batched results ]
+Tasks arrive several per message. A worker answers small, quick batches together: it
+keeps their results until it has no task left, holds `_MAX_RESULTS` of them, or a task
+took longer than `_FLUSH_AFTER_SECONDS` (a slow task would delay the kept ones), then
+sends them in one pipe write. Which task it is computing is never inferred from what it
+sent: it is written to the worker's progress slot (see `Progress`), which the parent
+reads when the worker dies or overruns ``batch_timeout``.
 """
 
 from __future__ import annotations
@@ -19,11 +27,60 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import cloudpickle
+import numpy as np
 
-from .messages import BatchFailed, BatchReady, NeedSpace, NewEpoch, Shutdown, SpaceGrant, Task
-from .shm import SegmentWriter, pack
+from .direct import DirectRead, plan_direct_read
+from .messages import (
+    BatchFailed,
+    BatchReady,
+    NeedSpace,
+    NewEpoch,
+    Shutdown,
+    SmallBatch,
+    SpaceGrant,
+    Task,
+)
+from .shm import SegmentWriter, encode_small, pack, pack_in_place
 
 _ORPHAN_POLL_SECONDS = 0.2
+_MAX_RESULTS = 16
+_FLUSH_AFTER_SECONDS = 0.0005
+
+
+class Progress:
+    """A worker's progress slot: four doubles in memory shared with the parent.
+
+    ``[epoch, index, started, busy]``: the task being computed, when it started
+    (``time.monotonic``, the same clock in every process) and whether one is.
+    """
+
+    EPOCH, INDEX, STARTED, BUSY = range(4)
+    SIZE = 4
+
+    def __init__(self, slots: Any, position: int) -> None:
+        # A numpy view writes a slot several times faster than ctypes item access.
+        self._slots = np.frombuffer(slots, dtype=np.float64)
+        self._base = position * self.SIZE
+
+    def begin(self, task: Task) -> None:
+        base = self._base
+        # BUSY is 0 here (set by `end`), so a reader never pairs BUSY with a torn task.
+        self._slots[base : base + 3] = (task.epoch, task.index, time.monotonic())
+        self._slots[base + self.BUSY] = 1.0
+
+    def end(self) -> None:
+        self._slots[self._base + self.BUSY] = 0.0
+
+    def current(self) -> tuple[Task, float] | None:
+        """``(task, started)`` of the task being computed, or ``None`` when idle."""
+        base = self._base
+        for _ in range(3):  # the worker may be writing the slot: read until stable
+            values = self._slots[base : base + self.SIZE].tolist()
+            if values == self._slots[base : base + self.SIZE].tolist():
+                break
+        if not values[self.BUSY]:
+            return None
+        return Task(int(values[self.EPOCH]), int(values[self.INDEX])), values[self.STARTED]
 
 
 def _exit_when_orphaned(parent_pid: int) -> None:
@@ -53,59 +110,151 @@ def _failure(task: Task, error: BaseException) -> BatchFailed:
     )
 
 
-def run_worker(conn: Connection, max_mapped: int) -> None:
+class _Worker:
+    """One worker's state: its pipe, its sequence, tasks not yet run, results not sent."""
+
+    def __init__(self, conn: Connection, writer: SegmentWriter, progress: Progress) -> None:
+        self.conn = conn
+        self.writer = writer
+        self.progress = progress
+        self.sequence: Any = None
+        self.inbox: deque[Any] = deque()  # messages received, in order, not handled
+        self.outbox: list[Any] = []
+        self.asked: set[Task] = set()  # tasks whose NeedSpace is sent, grant not used
+        self.grants: dict[Task, SpaceGrant] = {}  # grants received, not used yet
+
+    def flush(self) -> None:
+        if self.outbox:
+            self.conn.send_bytes(pickle.dumps(self.outbox, protocol=5))
+            self.outbox = []
+
+    def recv(self) -> list[Any]:
+        # Plain pickle: Connection.send/recv build a ForkingPickler per message.
+        return pickle.loads(self.conn.recv_bytes())
+
+    def receive(self) -> None:
+        self.inbox.extend(self.recv())
+
+    def plan(self, task: Task) -> DirectRead | None:
+        try:
+            return plan_direct_read(self.sequence, task.index)
+        except Exception:
+            return None  # the ordinary path reports whatever is wrong
+
+    def ask(self, task: Task, nbytes: int) -> None:
+        self.asked.add(task)
+        self.outbox.append(NeedSpace(task.epoch, task.index, nbytes))
+
+    def ask_ahead(self) -> None:
+        # The next task's segment is granted while this one is read (read-direct only:
+        # other batches' sizes are known only once computed).
+        for message in self.inbox:
+            if isinstance(message, Task) and message not in self.asked:
+                direct = self.plan(message)
+                if direct is not None:
+                    self.ask(message, direct.nbytes)
+            return
+
+    def grant(self, task: Task, nbytes: int) -> SpaceGrant | None:
+        """Waits for a segment for ``task``; ``None`` when a `Shutdown` arrived."""
+        if task not in self.asked:
+            self.ask(task, nbytes)
+        self.ask_ahead()
+        self.flush()
+        while task not in self.grants:
+            for message in self.recv():
+                if isinstance(message, SpaceGrant):
+                    self.grants[Task(message.epoch, message.index)] = message
+                elif isinstance(message, Shutdown):
+                    return None
+                else:
+                    self.inbox.append(message)
+        self.asked.discard(task)
+        return self.grants.pop(task)
+
+    def compute(self, task: Task) -> Any:
+        """The answer to ``task``: `BatchReady` or `BatchFailed` (``None``: shut down)."""
+        sequence = self.sequence
+        direct = self.plan(task)
+        if direct is not None:
+            grant = self.grant(task, direct.nbytes)
+            if grant is None:
+                return None
+            if grant.segment is not None:
+                target = self.writer.view(grant.segment, grant.size)
+                try:
+                    batch = sequence.get_batch(task.index, sequence.epoch, out=direct.views(target))
+                    header, layout = pack_in_place(batch, target)
+                except Exception as error:
+                    return _failure(task, error)
+                return BatchReady(task.epoch, task.index, header, grant.segment, layout)
+        try:
+            batch = sequence[task.index]
+            small = encode_small(batch)
+            if small is not None:
+                return SmallBatch(task.epoch, task.index, small)
+            if direct is not None:  # refused shared memory: the pipe carries it all
+                return BatchReady(task.epoch, task.index, pickle.dumps(batch, 5), None, ())
+            header, buffers, layout, total = pack(batch)
+        except Exception as error:
+            return _failure(task, error)
+        del batch
+        if not buffers:
+            return BatchReady(task.epoch, task.index, header, None, ())
+        grant = self.grant(task, total)
+        if grant is None:
+            return None
+        if grant.segment is None:
+            header = pickle.dumps(pickle.loads(header, buffers=buffers), 5)
+            return BatchReady(task.epoch, task.index, header, None, ())
+        self.writer.write(grant.segment, grant.size, buffers, layout)
+        return BatchReady(task.epoch, task.index, header, grant.segment, layout)
+
+    def run(self) -> None:
+        while True:
+            if not self.inbox:
+                self.flush()
+                self.receive()
+            message = self.inbox.popleft()
+            if isinstance(message, Task):
+                started = time.perf_counter()
+                self.progress.begin(message)
+                result = self.compute(message)
+                if result is None:
+                    return
+                self.outbox.append(result)
+                self.progress.end()
+                if (
+                    len(self.outbox) >= _MAX_RESULTS
+                    or time.perf_counter() - started > _FLUSH_AFTER_SECONDS
+                ):
+                    self.flush()
+            elif isinstance(message, NewEpoch):
+                if message.payload is not None:
+                    self.sequence = cloudpickle.loads(message.payload)
+                else:
+                    self.sequence.set_epoch(message.epoch)
+            elif isinstance(message, Shutdown):
+                return
+
+
+def run_worker(conn: Connection, max_mapped: int, shm_dir: str, slots: Any, position: int) -> None:
     """Serves tasks from ``conn`` until `Shutdown` or the parent's death.
 
     Args:
         conn: this worker's end of its duplex pipe to the parent.
         max_mapped: segments kept mapped; an unlinked segment's memory is freed only
             once no process maps it, so this bounds what a worker can keep alive.
+        shm_dir: the directory the parent creates segments in.
+        slots: the pool's shared progress slots (a ``RawArray`` of doubles).
+        position: this worker's slot in ``slots``.
     """
     # Ctrl-C reaches the whole process group; the parent owns shutdown.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
-    writer = SegmentWriter(max_mapped)
-    sequence: Any = None
-    # Messages that arrived while this worker waited for a SpaceGrant.
-    stashed: deque[Any] = deque()
-
-    def wait_for_grant(index: int) -> SpaceGrant | None:
-        while True:
-            message = conn.recv()
-            if isinstance(message, SpaceGrant) and message.index == index:
-                return message
-            if isinstance(message, Shutdown):
-                return None
-            stashed.append(message)
-
+    worker = _Worker(conn, SegmentWriter(max_mapped, shm_dir), Progress(slots, position))
     try:
-        while True:
-            message = stashed.popleft() if stashed else conn.recv()
-            if isinstance(message, Shutdown):
-                return
-            if isinstance(message, NewEpoch):
-                if message.payload is not None:
-                    sequence = cloudpickle.loads(message.payload)
-                else:
-                    sequence.set_epoch(message.epoch)
-                continue
-            try:
-                batch = sequence[message.index]
-                header, buffers, layout, total = pack(batch)
-            except Exception as error:
-                conn.send(_failure(message, error))
-                continue
-            del batch
-            segment = None
-            if buffers:
-                conn.send(NeedSpace(message.epoch, message.index, total))
-                grant = wait_for_grant(message.index)
-                if grant is None:
-                    return
-                writer.write(grant.segment, grant.size, buffers, layout)
-                segment = grant.segment
-            conn.send(BatchReady(message.epoch, message.index, header, segment, layout))
-            del buffers
+        worker.run()
     except (EOFError, BrokenPipeError, ConnectionResetError):
         return  # the parent is gone or closed our pipe
     finally:

@@ -15,6 +15,17 @@ from .plot import plot_model
 from .sequence import Sequence
 from .summary import print_summary
 
+
+def __getattr__(name: str) -> object:
+    # `write_hdf5` pulls in h5py and the sources; every enqueuer worker imports this
+    # package, so the cache module loads only when it is asked for.
+    if name == "write_hdf5":
+        from .cache import write_hdf5
+
+        return write_hdf5
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "BatchPlan",
     "CustomObjectScope",
@@ -26,4 +37,5 @@ __all__ = [
     "plot_model",
     "print_summary",
     "register",
+    "write_hdf5",
 ]

@@ -1,8 +1,27 @@
-"""Keras and tf.data adapters for any `Sequence` (TensorFlow is imported lazily here)."""
+"""Keras and tf.data adapters for any `Sequence` (TensorFlow is imported lazily here).
+
+NOTE [ How model.fit reads an as_keras() dataset ]
+Keras 3's ``PyDatasetAdapter`` starts its own enqueuer (a ``multiprocessing.Pool`` that
+pickles every batch through a pipe, restarted every epoch) when a ``PyDataset`` reports
+``workers > 1`` or ``workers > 0 and use_multiprocessing``. Otherwise it calls
+``__getitem__`` in order from its own thread (tf.data's, with the TensorFlow backend).
+So the dataset reports ``workers=0`` to Keras and answers those in-order calls from one
+`OrderedEnqueuer`, started at the first batch and kept across epochs and fits, whose
+workers compute ahead. Keras also calls ``__getitem__`` outside the order: for batches
+0 and 1 before ``fit`` starts (to infer the tensor specs), and in a random order each
+epoch with ``fit(shuffle=True)``, its default. Those calls are computed in the calling
+thread, so every call returns exactly ``sequence[index]`` of the current epoch.
+Keras calls ``on_epoch_end`` once before the first epoch too (``EpochIterator.reset``);
+only an ``on_epoch_end`` that closes an ``on_epoch_begin`` ends an epoch.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import functools
+import threading
+import warnings
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -25,29 +44,96 @@ def output_signature(batch: Any) -> Any:
     return _spec(batch)
 
 
-def epoch_generator(
-    seq: Any, workers: int, use_multiprocessing: bool, max_queue_size: int
-) -> Callable[[], Iterator[Any]]:
-    """A function that yields one epoch of ``seq`` through an `OrderedEnqueuer` per call."""
+def _as_tuple(batch: Any) -> Any:
+    return tuple(batch) if isinstance(batch, list) else batch
 
-    def one_epoch() -> Iterator[Any]:
-        from parallel import OrderedEnqueuer
 
-        enqueuer = OrderedEnqueuer(seq, use_multiprocessing=use_multiprocessing)
-        enqueuer.start(workers=workers, max_queue_size=max_queue_size)
-        try:
-            for batch in enqueuer.iter_epoch():
-                yield tuple(batch) if isinstance(batch, list) else batch
-        finally:
-            enqueuer.stop()
+class EnqueuerFeed:
+    """Batches of ``seq`` in epoch order from one `OrderedEnqueuer` kept across epochs.
 
-    return one_epoch
+    The enqueuer starts at the first `next_batch` and stays until `stop` (or until the
+    feed is garbage collected), so its workers start once, not once per epoch.
+
+    Args:
+        seq: the `Sequence` or `Pipeline`.
+        workers: enqueuer workers (0: computed in the consumer's thread).
+        use_multiprocessing: worker processes instead of threads.
+        max_queue_size: batches computed ahead.
+
+    Example:
+        >>> from pipeline import Pipeline
+        >>> feed = EnqueuerFeed(Pipeline(np.arange(5), batch_size=2), 0, False, 10)
+        >>> [feed.next_batch().tolist() for _ in range(3)]
+        [[0, 1], [2, 3], [4]]
+        >>> feed.finish_epoch()
+        >>> feed.stop()
+    """
+
+    def __init__(self, seq: Any, workers: int, use_multiprocessing: bool, max_queue_size: int):
+        self.sequence = seq
+        self._options = (workers, use_multiprocessing, max_queue_size)
+        self.enqueuer: Any = None
+        self._batches: Iterator[Any] | None = None
+        self._finalizer: weakref.finalize | None = None
+        # Invariant: batches [0, position) of the current epoch came from the enqueuer.
+        self.position = 0
+
+    def next_batch(self) -> Any:
+        """The next batch of the current epoch (starting the enqueuer if needed)."""
+        if self.enqueuer is None:
+            from parallel import OrderedEnqueuer
+
+            workers, use_multiprocessing, max_queue_size = self._options
+            self.enqueuer = OrderedEnqueuer(self.sequence, use_multiprocessing)
+            self.enqueuer.start(workers=workers, max_queue_size=max_queue_size)
+            # Not a method of self: the finalizer must not keep the feed alive.
+            self._finalizer = weakref.finalize(self, self.enqueuer.stop)
+        if self._batches is None:
+            self._batches = self.enqueuer.iter_epoch()
+        batch = next(self._batches)
+        self.position += 1
+        return batch
+
+    def finish_epoch(self) -> None:
+        """Ends the current epoch: the sequence's ``on_epoch_end`` runs once.
+
+        After a whole epoch the enqueuer runs it and goes on with the same workers;
+        after part of one (or none) it runs here and the enqueuer is stopped, to start
+        again at the next epoch's first batch.
+        """
+        if self._batches is not None and self.position == len(self.sequence):
+            for extra in self._batches:  # runs on_epoch_end inside the enqueuer
+                raise RuntimeError(f"the enqueuer delivered a batch past the epoch: {extra!r}")
+        else:
+            self.stop()
+            if hasattr(self.sequence, "on_epoch_end"):
+                self.sequence.on_epoch_end()
+        self._batches = None
+        self.position = 0
+
+    def rewind(self) -> None:
+        """Goes back to the first batch of the current epoch (after an early stop)."""
+        if self.position:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stops the enqueuer's workers; the next `next_batch` starts new ones."""
+        if self._finalizer is not None:
+            self._finalizer()  # stops the enqueuer once, and detaches the finalizer
+        self.enqueuer = self._finalizer = self._batches = None
+        self.position = 0
 
 
 def as_tf_dataset(
     seq: Any, workers: int = 0, use_multiprocessing: bool = False, max_queue_size: int = 10
 ) -> Any:
     """A re-iterable ``tf.data.Dataset``: each iteration is one epoch of ``seq``.
+
+    One `OrderedEnqueuer` feeds every iteration: its workers start at the first batch
+    and are kept across epochs; ``on_epoch_end`` runs once after each whole epoch. An
+    iteration stopped early is not an epoch: the next one starts again at its first
+    batch. The dataset's cardinality is ``len(seq)``. The workers stop when the dataset
+    is garbage collected (or at exit).
 
     Args:
         seq: the `Sequence` or `Pipeline`.
@@ -57,39 +143,147 @@ def as_tf_dataset(
 
     Returns:
         The dataset, with ``output_signature`` inferred from batch 0.
+
+    Example:
+        >>> from pipeline import Pipeline
+        >>> ds = Pipeline(np.arange(10), batch_size=4).as_tf_dataset(workers=2)
+        >>> [len(b) for b in ds]  # doctest: +SKIP
+        [4, 4, 2]
     """
     import tensorflow as tf
 
     signature = output_signature(seq[0])
-    return tf.data.Dataset.from_generator(
-        epoch_generator(seq, workers, use_multiprocessing, max_queue_size),
-        output_signature=signature,
-    )
+    feed = EnqueuerFeed(seq, workers, use_multiprocessing, max_queue_size)
+    feed_ref = weakref.ref(feed)
+    lock = threading.Lock()
+
+    def one_epoch() -> Iterator[Any]:
+        feed = feed_ref()
+        if feed is None:
+            raise RuntimeError("the dataset of as_tf_dataset() was garbage collected")
+        with lock:
+            feed.rewind()  # a pass stopped early is not an epoch
+            num_batches = len(seq)
+        for _ in range(num_batches):
+            with lock:
+                batch = feed.next_batch()
+                if feed.position == num_batches:
+                    # Now, not when asked past the end: a consumer that knows the
+                    # cardinality (Keras) never asks.
+                    feed.finish_epoch()
+            yield _as_tuple(batch)
+
+    dataset = tf.data.Dataset.from_generator(one_epoch, output_signature=signature)
+    # A known length gives Keras its step count (a progress bar, no "ran out of data").
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(seq)))
+    # TensorFlow keeps `one_epoch` alive after a fit, until exit (its py_func registry),
+    # so the dataset object owns the feed and `one_epoch` holds it weakly: the workers
+    # stop when the dataset (and every iterator of it) is collected.
+    dataset._seqpipe_feed = feed
+    return dataset
 
 
-def as_keras(
-    seq: Any, workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10
-) -> Any:
-    """A ``keras.utils.PyDataset`` over ``seq`` (``model.fit(seq.as_keras())``)."""
+@functools.cache
+def _sequence_dataset_class() -> type:
     import keras
 
     class SequenceDataset(keras.utils.PyDataset):
-        def __init__(self) -> None:
-            super().__init__(
-                workers=workers,
-                use_multiprocessing=use_multiprocessing,
-                max_queue_size=max_queue_size,
-            )
+        """A ``keras.utils.PyDataset`` over a `Sequence`, fed by our `OrderedEnqueuer`.
+
+        See NOTE [ How model.fit reads an as_keras() dataset ] in
+        ``pipeline/adapters.py``.
+        """
+
+        def __init__(
+            self, seq: Any, workers: int, use_multiprocessing: bool, max_queue_size: int
+        ) -> None:
+            # Keras runs no workers of its own (see the NOTE); ours are in the feed.
+            super().__init__(workers=0, use_multiprocessing=False, max_queue_size=max_queue_size)
             self.sequence = seq
+            self.feed = EnqueuerFeed(seq, workers, use_multiprocessing, max_queue_size)
+            self._lock = threading.Lock()
+            self._in_epoch = False  # between on_epoch_begin and on_epoch_end
+            self._in_order = False  # every call of this epoch asked for the next batch
+            self._warned = False
 
         def __len__(self) -> int:
             return len(self.sequence)
 
         def __getitem__(self, index: int) -> Any:
-            batch = self.sequence[index]
-            return tuple(batch) if isinstance(batch, list) else batch
+            with self._lock:
+                if self._in_order and index == self.feed.position < len(self.sequence):
+                    return _as_tuple(self.feed.next_batch())
+                if self._in_order:
+                    self._in_order = False
+                    self._warn_out_of_order(index)
+            return _as_tuple(self.sequence[index])
+
+        def _warn_out_of_order(self, index: int) -> None:
+            if self._warned:
+                return
+            self._warned = True
+            warnings.warn(
+                f"batch {index} was asked for while batch {self.feed.position} was next: "
+                f"model.fit(shuffle=True), Keras' default, shuffles the batch order, so "
+                f"this epoch's remaining batches are computed one at a time in this "
+                f"thread. Pass shuffle=False to fit and shuffle in the pipeline "
+                f"(Pipeline(..., shuffle=True)) to keep the workers computing ahead.",
+                stacklevel=2,
+            )
+
+        def on_epoch_begin(self) -> None:
+            with self._lock:
+                self._in_epoch = self._in_order = True
 
         def on_epoch_end(self) -> None:
-            self.sequence.on_epoch_end()
+            with self._lock:
+                if not self._in_epoch:
+                    return  # Keras' reset before the first epoch: no epoch has run
+                self._in_epoch = self._in_order = False
+                self.feed.finish_epoch()
 
-    return SequenceDataset()
+        def close(self) -> None:
+            """Stops the workers now (they also stop when this dataset is collected)."""
+            with self._lock:
+                self.feed.stop()
+
+        def __enter__(self) -> SequenceDataset:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.close()
+
+    return SequenceDataset
+
+
+def as_keras(
+    seq: Any, workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10
+) -> Any:
+    """A ``keras.utils.PyDataset`` over ``seq`` (``model.fit(seq.as_keras())``).
+
+    ``model.fit`` reads it in order from one thread while an `OrderedEnqueuer` with
+    ``workers`` workers computes ahead; the workers start at the first batch and are
+    kept across epochs and fits, until the dataset's ``close()`` (or the end of a
+    ``with`` block), garbage collection or exit. TensorFlow keeps a dataset that
+    ``fit`` has read alive until exit, so close it to get the workers back earlier.
+    ``on_epoch_end`` of ``seq`` runs once per epoch. Keras' ``fit(shuffle=True)`` (its
+    default) asks for batches in a random order, which no enqueuer can compute ahead:
+    pass ``shuffle=False`` and shuffle in the `Pipeline` instead (a warning says so).
+    Outside ``fit`` an epoch is what lies between ``on_epoch_begin()`` and
+    ``on_epoch_end()``; ``ds[i]`` outside one is computed in the calling thread.
+
+    Args:
+        seq: the `Sequence` or `Pipeline`.
+        workers: enqueuer workers (0: computed in Keras' thread).
+        use_multiprocessing: worker processes instead of threads.
+        max_queue_size: batches computed ahead.
+
+    Returns:
+        The ``keras.utils.PyDataset``.
+
+    Example:
+        >>> from pipeline import Pipeline
+        >>> with Pipeline((x, y), 64).as_keras(2, True) as ds:  # doctest: +SKIP
+        ...     model.fit(ds, epochs=10, shuffle=False)
+    """
+    return _sequence_dataset_class()(seq, workers, use_multiprocessing, max_queue_size)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from sources import HDF5Matrix, ImageFiles, ParquetSource, TransformedSource
-from transforms import Lambda, Normalize, Resize, ToCategorical, Transform
+from transforms import AUGMENTATIONS, Lambda, Normalize, Resize, ToCategorical, Transform
 
 from .custom_objects import resolve
 
@@ -31,6 +31,7 @@ BUILTINS: dict[str, Any] = {
         Normalize,
         Resize,
         ToCategorical,
+        *AUGMENTATIONS,
     )
 }
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from transforms import Transform, as_transform
+from transforms import Transform, as_transform, batch_generator
 
 from .plan import BatchPlan, EpochPlan
 from .sequence import Sequence
@@ -78,13 +79,18 @@ class Pipeline(Sequence):
         batch_size: samples per batch.
         shuffle: ``False``, ``True`` (a new sample permutation every epoch) or
             ``'batch'`` (contiguous batches in a new order every epoch: fast on HDF5).
-        seed: seed of the permutations; ``None`` draws one now, so that every worker
-            process of this pipeline agrees on it.
-        drop_remainder: drop the last batch when it is not full.
+        seed: seed of the permutations and of random transforms' generators;
+            ``None`` draws one now when shuffling (so that every worker process of this
+            pipeline agrees on it), else uses 0.
+        drop_remainder: drop the last batch when it is not full. With fewer samples
+            than one batch nothing would be left, so the constructor raises
+            ``ValueError`` rather than give empty epochs; `shard` raises the same way
+            when a shard would hold less than one batch. Without it, a short source is
+            one short batch, and `shard` pads shards with weight-0 samples instead.
 
     Raises:
-        ValueError: if sources have different lengths, are empty, or an argument is out
-            of range.
+        ValueError: if sources have different lengths, are empty, an argument is out
+            of range, or ``drop_remainder=True`` leaves no full batch.
         TypeError: if a source is not array-like.
 
     Example:
@@ -92,6 +98,10 @@ class Pipeline(Sequence):
         >>> p = Pipeline((np.arange(10), np.arange(10) % 2), batch_size=4)
         >>> len(p), p[2][0].tolist()
         (3, [8, 9])
+        >>> Pipeline(np.arange(3), batch_size=4, drop_remainder=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: drop_remainder=True leaves no full batch: 3 samples, batch_size=4, num_shards=1
     """
 
     def __init__(
@@ -207,21 +217,25 @@ class Pipeline(Sequence):
             raise IndexError(f"batch index {index} out of range for {num} batches")
         return self.get_batch(int(index) % num, self.epoch)
 
-    def get_batch(self, index: int, epoch: int) -> Any:
+    def get_batch(self, index: int, epoch: int, out: Any = None) -> Any:
         """Returns batch ``index`` of ``epoch``, whatever the current epoch is.
 
         Args:
             index: batch position in ``[0, len(self))``.
             epoch: the epoch whose plan to use.
+            out: arrays to read the sources into, structured like the batch before
+                transforms (one array, a tuple or a dict); sources with ``read_into``
+                (`sources.HDF5Matrix`) fill them in place. Transforms then run on them.
+                ``None``: new arrays. The enqueuer passes views of shared memory.
 
         Returns:
             The batch: an array, tuple or dict, with ``sample_weight`` added when the
             pipeline is sharded.
         """
         spec = self._plan.batch(index, epoch)
-        batch = self._read(spec)
-        for transform in self._transforms:
-            batch = transform(batch)
+        batch = self._read(spec, out)
+        for position in range(len(self._transforms)):
+            batch = self.apply_transform(position, batch, index, epoch)
         if spec.weights is not None:
             weights = spec.weights
             if self._structure == BATCHES:
@@ -229,21 +243,53 @@ class Pipeline(Sequence):
             batch = attach_weights(batch, weights)
         return batch
 
+    def apply_transform(self, position: int, batch: Any, index: int, epoch: int) -> Any:
+        """Runs transform ``position`` of the chain on batch ``index`` of ``epoch``.
+
+        A random transform gets the generator `transforms.batch_generator` keys with
+        ``(seed, epoch, shard, index, k)`` where it is the ``k``-th random transform of
+        the chain (NOTE [ Augmentation keys ] in ``transforms/randomness.py``), so the
+        batch does not depend on who computes it, nor on deterministic stages added or
+        cached away before it.
+        """
+        transforms = self._transforms
+        if not getattr(transforms[position], "random", False):
+            return transforms[position](batch)
+        k = sum(bool(getattr(t, "random", False)) for t in transforms[:position])
+        plan = self._plan
+        rng = batch_generator(plan.seed, epoch, index, k, plan.shard_index, plan.num_shards)
+        return transforms[position](batch, rng=rng)
+
     @staticmethod
     def read_key(spec: BatchPlan) -> slice | np.ndarray:
         """What sources are indexed with for ``spec``: a slice when contiguous."""
         contiguous = spec.as_slice()
         return spec.indices if contiguous is None else contiguous
 
-    def _read(self, spec: BatchPlan) -> Any:
+    def _read(self, spec: BatchPlan, out: Any = None) -> Any:
         if self._structure == BATCHES:
+            if out is not None:
+                raise ValueError("out= needs array sources, not a wrapped Sequence")
             return self._sources[int(spec.indices[0])]
         key = self.read_key(spec)
+
+        def read(source: Any, target: np.ndarray | None) -> Any:
+            if target is None:
+                return source[key]
+            if hasattr(source, "read_into"):
+                return source.read_into(key, target)
+            np.copyto(target, source[key], casting="no")
+            return target
+
         if self._structure == SINGLE:
-            return self._sources[key]
+            return read(self._sources, out)
         if self._structure == TUPLE:
-            return tuple(source[key] for source in self._sources)
-        return {name: source[key] for name, source in self._sources.items()}
+            targets = (None,) * len(self._sources) if out is None else out
+            return tuple(map(read, self._sources, targets))
+        return {
+            name: read(source, None if out is None else out[name])
+            for name, source in self._sources.items()
+        }
 
     def on_epoch_end(self) -> None:
         """Advances to the next epoch (and forwards to a wrapped Sequence)."""
@@ -283,7 +329,8 @@ class Pipeline(Sequence):
             A new Pipeline; this one is unchanged.
 
         Raises:
-            ValueError: for out-of-range arguments or an already sharded pipeline.
+            ValueError: for out-of-range arguments, an already sharded pipeline, or
+                ``drop_remainder=True`` with less than one batch per shard.
 
         Example:
             >>> import numpy as np
@@ -303,6 +350,41 @@ class Pipeline(Sequence):
             shard_index=index,
         )
         return self._derive(_plan=new_plan)
+
+    def cache(
+        self,
+        path: str | os.PathLike,
+        n_jobs: int = -1,
+        rows_per_task: int | None = None,
+        verbose: bool | None = None,
+    ) -> Pipeline:
+        """Decodes once: writes the deterministic part to HDF5, returns a pipeline over it.
+
+        The sources and the transforms before the first random one are computed in
+        parallel (joblib) into ``path``, resumably; the returned pipeline reads them with
+        `HDF5Matrix` and runs the rest, giving the same batches. A complete cache with
+        the same fingerprint is reused. See `pipeline.write_hdf5` for the details.
+
+        Args:
+            path: the HDF5 cache file.
+            n_jobs: joblib workers (``-1``: one per core).
+            rows_per_task: samples per parallel task; ``None`` picks about 8 MB.
+            verbose: progress bar; ``None`` shows it on a terminal only.
+
+        Returns:
+            A new Pipeline; this one is unchanged.
+
+        Raises:
+            ValueError: if ``path`` holds a cache of another pipeline (naming both
+                fingerprints) or a foreign file, or the pipeline cannot be fingerprinted.
+
+        Example:
+            >>> seq = Pipeline(images, batch_size=64, shuffle=True)  # doctest: +SKIP
+            >>> fast = seq.cache("images.h5", n_jobs=2)              # doctest: +SKIP
+        """
+        from .cache import write_hdf5
+
+        return write_hdf5(self, path, n_jobs=n_jobs, rows_per_task=rows_per_task, verbose=verbose)
 
     # -- configs -----------------------------------------------------------------------
 

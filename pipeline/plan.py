@@ -3,7 +3,8 @@
 Everything here is a pure function of ``(num_samples, batch_size, shuffle, seed,
 drop_remainder, num_shards, shard_index, epoch)``. Worker processes recompute the plan
 themselves instead of receiving index lists, and an enqueuer's checkpoint is a handful
-of integers.
+of integers. Shuffled orders are computed per position (see `IndexPermutation`), so no
+array of ``num_samples`` ids ever exists.
 
 NOTE [ Sharding and padding ]
 A sharded epoch is cut into ``num_shards`` contiguous, disjoint ranges of the epoch's
@@ -18,11 +19,12 @@ and the dropped samples are the last ``num_dropped`` of the epoch order.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from .permutation import MAX_SIZE, IndexPermutation
 
 ShuffleMode = bool | str
 
@@ -54,25 +56,20 @@ class BatchPlan:
         return slice(first, last + 1)
 
 
-@functools.lru_cache(maxsize=4)
-def _sample_permutation(num_samples: int, seed: int, epoch: int) -> np.ndarray:
-    # Cached because every batch of an epoch needs the same O(n) permutation; the
-    # cache holds results of a pure function, so it cannot change any answer.
-    order = np.random.default_rng([seed, epoch, 0]).permutation(num_samples)
-    order.flags.writeable = False
-    return order
+# Third entropy word of the sample and of the batch permutation: independent keys.
+_SAMPLE_STREAM = 0
+_BATCH_STREAM = 1
 
 
-@functools.lru_cache(maxsize=4)
-def _batch_permutation(num_batches: int, seed: int, epoch: int) -> np.ndarray:
-    order = np.random.default_rng([seed, epoch, 1]).permutation(num_batches)
-    order.flags.writeable = False
-    return order
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}. Received: {name}={value!r}")
+def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | np.integer)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        expected = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{name} must be an integer {expected}. Received: {name}={value!r}")
     return int(value)
 
 
@@ -80,8 +77,20 @@ def _check_int(name: str, value: object, minimum: int) -> int:
 class EpochPlan:
     """Frozen, validated description of how an epoch is cut into batches.
 
+    Shuffling costs O(batch) time and memory whatever ``num_samples`` is: the epoch
+    order is an `IndexPermutation`, a keyed Feistel network over the next power of two
+    with cycle-walking back into ``[0, num_samples)`` (NOTE [ Feistel permutation with
+    cycle-walking ] in ``pipeline/permutation.py``), evaluated only at the positions a
+    batch needs. ``shuffle=True`` keys it with ``(seed, epoch, 0)`` over samples,
+    ``shuffle='batch'`` with ``(seed, epoch, 1)`` over batches. Tests:
+    ``tests/pipeline/test_permutation.py`` (bijection for random and edge sizes,
+    uniformity, rank correlation, independence of epochs and seeds) and
+    ``tests/pipeline/test_plan.py`` (exactly-once, disjoint covering shards, padding,
+    ``drop_remainder``, determinism).
+
     Args:
-        num_samples: number of samples (or batches, for a batch-level ``Sequence``).
+        num_samples: number of samples (or batches, for a batch-level ``Sequence``),
+            at most ``2**62``.
         batch_size: samples per batch on one shard.
         shuffle: ``False`` keeps sample order; ``True`` draws a new permutation of
             samples every epoch; ``'batch'`` keeps samples contiguous and permutes the
@@ -100,6 +109,9 @@ class EpochPlan:
         >>> plan = EpochPlan(10, 4)
         >>> plan.num_batches, plan.batch(2, epoch=0).indices.tolist()
         (3, [8, 9])
+        >>> huge = EpochPlan(10**12, 256, shuffle=True, seed=0)
+        >>> len(huge.batch(0, epoch=0).indices), len(huge.epoch_order(0))
+        (256, 1000000000000)
     """
 
     num_samples: int
@@ -111,7 +123,7 @@ class EpochPlan:
     shard_index: int = 0
 
     def __post_init__(self) -> None:
-        _check_int("num_samples", self.num_samples, 1)
+        _check_int("num_samples", self.num_samples, 1, MAX_SIZE)
         _check_int("batch_size", self.batch_size, 1)
         _check_int("seed", self.seed, 0)
         _check_int("num_shards", self.num_shards, 1)
@@ -160,12 +172,19 @@ class EpochPlan:
         start = self.shard_index * base + min(self.shard_index, extra)
         return start, start + base + (1 if self.shard_index < extra else 0)
 
-    def epoch_order(self, epoch: int) -> np.ndarray:
-        """Returns all sample ids of ``epoch`` (every shard, dropped tail included)."""
+    def epoch_order(self, epoch: int) -> IndexPermutation:
+        """Returns the sample ids of ``epoch`` in order (every shard, dropped tail included).
+
+        The result is lazy: indexing it computes only the positions asked for, and
+        ``np.asarray`` materialises the whole order.
+
+        Raises:
+            ValueError: if ``epoch`` is not a non-negative integer.
+        """
         _check_int("epoch", epoch, 0)
         if self.shuffle is True:
-            return _sample_permutation(self.num_samples, self.seed, epoch)
-        return np.arange(self.num_samples, dtype=np.int64)
+            return IndexPermutation(self.num_samples, self.seed, epoch, _SAMPLE_STREAM)
+        return IndexPermutation(self.num_samples)
 
     def batch(self, index: int, epoch: int) -> BatchPlan:
         """Returns the plan of batch ``index`` of ``epoch`` on this shard.
@@ -179,12 +198,14 @@ class EpochPlan:
 
         Raises:
             IndexError: if ``index`` is out of range.
+            ValueError: if ``epoch`` is not a non-negative integer.
         """
+        _check_int("epoch", epoch, 0)
         num_batches = self.num_batches
         if not 0 <= index < num_batches:
             raise IndexError(f"batch index {index} out of range [0, {num_batches})")
         if self.shuffle == "batch":
-            index = int(_batch_permutation(num_batches, self.seed, epoch)[index])
+            index = IndexPermutation(num_batches, self.seed, epoch, _BATCH_STREAM)[index]
         lo = index * self.batch_size
         hi = min(lo + self.batch_size, self.samples_per_shard)
         start, end = self.shard_range()
@@ -203,8 +224,5 @@ class EpochPlan:
         return BatchPlan(ids, weights)
 
     def _order_slice(self, epoch: int, lo: int, hi: int) -> np.ndarray:
-        # Positions [lo, hi) of the epoch order, without materialising an unshuffled
-        # order: that would cost O(num_samples) per batch.
-        if self.shuffle is True:
-            return np.asarray(self.epoch_order(epoch)[lo:hi], dtype=np.int64)
-        return np.arange(lo, hi, dtype=np.int64)
+        # Positions [lo, hi) of the epoch order: O(hi - lo), whatever num_samples is.
+        return self.epoch_order(epoch)[lo:hi]

@@ -62,7 +62,9 @@ def build_graph(
         previous, previous_stages = source_ends, sources
         for stage in rest:
             node = f"n{next(counter)}"
-            container.add_node(pydot.Node(node, label=_label(stage, show_layer_names)))
+            # Random stages are drawn dashed, besides the mark in their label.
+            style = {"style": "rounded,dashed"} if stage.random else {}
+            container.add_node(pydot.Node(node, label=_label(stage, show_layer_names), **style))
             for end, before in zip(previous, previous_stages, strict=True):
                 label = shapes(before.output) if show_shapes and before.output is not None else ""
                 container.add_edge(pydot.Edge(end, node, label=label))
@@ -85,7 +87,8 @@ def plot_model(
     """Draws a Keras model, or a pipeline's stages, to an image file.
 
     For a `Pipeline` or `Sequence`: a node per source and stage (batching, each
-    transform, sharding), edges in data order; ``show_shapes`` labels edges with the
+    transform, sharding; random transforms dashed and marked ``[random]``), edges in
+    data order; ``show_shapes`` labels edges with the
     shapes of one measured batch; ``expand_nested`` draws zipped sources and nested
     pipelines as clusters. A Keras model is handed to ``keras.utils.plot_model``.
 

@@ -23,17 +23,29 @@ from .sequence import Sequence
 class Stage:
     """One stage: its kind (``source``, ``batch``, ``transform``, ``shard``), a
     description, the output of the first measured batch and the seconds spent per batch.
-    ``inner`` holds the stages of a nested pipeline source."""
+    ``inner`` holds the stages of a nested pipeline source; ``random`` marks a random
+    transform (its name starts with `RANDOM_MARK`)."""
 
     kind: str
     name: str
     output: Any = None
     seconds: list[float] = field(default_factory=list)
     inner: list[Stage] = field(default_factory=list)
+    random: bool = False
 
     @property
     def ms_per_batch(self) -> float:
         return 1e3 * float(np.mean(self.seconds)) if self.seconds else 0.0
+
+
+# Starts the name of a random transform's stage in summaries and plots (a prefix
+# survives the summary's column cut).
+RANDOM_MARK = "[random] "
+
+
+def _jsonable(value: Any) -> Any:
+    # Configs hold lists where constructors default to tuples.
+    return list(value) if isinstance(value, tuple) else value
 
 
 def describe(obj: Any) -> str:
@@ -54,7 +66,7 @@ def describe(obj: Any) -> str:
             for k, v in obj.get_config().items()
             if k not in params
             or params[k].default is inspect.Parameter.empty
-            or params[k].default != v
+            or _jsonable(params[k].default) != v
         ]
         return f"{type(obj).__name__}({', '.join(args)})"
     return type(obj).__name__
@@ -110,7 +122,12 @@ def trace(seq: Sequence, num_batches: int = 3) -> list[Stage]:
         if p.structure == BATCHES
         else f"batch(size={p.batch_size}, shuffle={p.shuffle!r})",
     )
-    transforms = [Stage("transform", describe(t)) for t in p.transforms]
+    transforms = [
+        Stage("transform", RANDOM_MARK + describe(t), random=True)
+        if getattr(t, "random", False)
+        else Stage("transform", describe(t))
+        for t in p.transforms
+    ]
     plan = p.plan
     shard = [Stage("shard", f"shard {plan.shard_index}/{plan.num_shards}")] if p.sharded else []
     stages = [*sources, batch, *transforms, *shard]
@@ -143,8 +160,8 @@ def trace(seq: Sequence, num_batches: int = 3) -> list[Stage]:
                 out = tuple(parts.values()) if p.structure == TUPLE else parts
         if warm_up:
             batch.output = out
-        for stage, transform in zip(transforms, p.transforms, strict=True):
-            out = timed(stage, transform, out)
+        for position, stage in enumerate(transforms):
+            out = timed(stage, p.apply_transform, position, out, index, p.epoch)
         if shard:
             weights = spec.weights
             if p.structure == BATCHES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from collections.abc import Sequence as Seq
 from typing import Any
@@ -38,6 +39,12 @@ def _row(fields: Seq[Any], positions: list[int]) -> str:
     return line.rstrip()
 
 
+def _wrap(line: str, line_length: int) -> list[str]:
+    # Footer sentences wrap onto indented continuation lines instead of running past
+    # line_length.
+    return textwrap.wrap(line, line_length, subsequent_indent="  ") or [""]
+
+
 def _stage_row(stage: Stage, indent: str = "") -> list[Any]:
     out = stage.output
     return [
@@ -69,13 +76,7 @@ def summary_lines(
     total = sum(s.ms_per_batch for s in stages) or 1.0
     plan = p.plan
     samples = "batches" if p.batch_size is None else "samples"
-    return [
-        f'Pipeline: "{type(seq).__name__}"',
-        "_" * line_length,
-        _row(HEADER, cols),
-        "=" * line_length,
-        *rows,
-        "=" * line_length,
+    footer = [
         f"{samples.capitalize()}: {plan.num_samples:,}"
         + (f" ({plan.num_dropped} dropped per epoch)" if plan.num_dropped else ""),
         f"Batches per epoch: {len(p):,}"
@@ -85,6 +86,15 @@ def summary_lines(
         f"Slowest stage: {slowest.name} ({slowest.ms_per_batch:.3f} ms/batch, "
         f"{100 * slowest.ms_per_batch / total:.0f}% of the measured time; "
         f"{min(num_batches, len(p))} batches measured)",
+    ]
+    return [
+        *_wrap(f'Pipeline: "{type(seq).__name__}"', line_length),
+        "_" * line_length,
+        _row(HEADER, cols),
+        "=" * line_length,
+        *rows,
+        "=" * line_length,
+        *(part for line in footer for part in _wrap(line, line_length)),
         "_" * line_length,
     ]
 
@@ -99,13 +109,14 @@ def print_summary(
 
     For a `Pipeline` or `Sequence`: one row per stage (each source, batching, each
     transform in order, sharding) with the output shapes, dtypes and bytes of one batch
-    and the measured milliseconds per batch (over the first 3 batches), then the samples,
+    and the measured milliseconds per batch (over the first 3 batches; random transforms
+    are marked ``[random]`` and run with their real per-batch generators), then the samples,
     batches per epoch, batch size, shuffle mode and the slowest stage. A Keras model is
     handed to its own ``summary``.
 
     Args:
         model: a Keras model, a `Pipeline` or a `Sequence`.
-        line_length: total length of printed lines.
+        line_length: total length of printed lines (longer footer lines wrap).
         positions: right edge of each column, relative (<= 1) or absolute.
         print_fn: called with each line (default: ``print``).
 

@@ -71,6 +71,10 @@ class ArraySource:
 class TransformedSource(ArraySource):
     """An array-like source whose every read goes through ``transform``.
 
+    A random transform (``transform.random``) gets a generator keyed by the sample ids
+    read, so reading the same ids gives the same augmentation, whatever the epoch; put
+    random transforms on the `pipeline.Pipeline` instead to vary them by epoch.
+
     Args:
         source: anything with ``len`` and int/slice/index-array ``__getitem__``.
         transform: callable applied to each slice read (and to single samples).
@@ -96,7 +100,22 @@ class TransformedSource(ArraySource):
         return len(self.source)
 
     def __getitem__(self, key: Any) -> Any:
-        return self.transform(self.source[key])
+        data = self.source[key]
+        if not getattr(self.transform, "random", False):
+            return self.transform(data)
+        # A random transform is keyed by the sample ids read (NOTE [ Augmentation keys ]
+        # in transforms/randomness.py): the same read, the same augmentation.
+        from transforms import indices_generator
+
+        return self.transform(data, rng=indices_generator(self._ids(key)))
+
+    def _ids(self, key: Any) -> np.ndarray:
+        length = len(self.source)
+        if isinstance(key, slice):
+            return np.arange(*key.indices(length), dtype=np.int64)
+        if isinstance(key, int | np.integer):
+            return np.array([check_index(key, length)], dtype=np.int64)
+        return check_indices(key, length)
 
     def __repr__(self) -> str:
         return f"TransformedSource({self.source!r} | {self.transform!r})"

@@ -14,6 +14,7 @@ import os
 import sys
 import tempfile
 import time
+import urllib.parse
 import warnings
 
 import filelock
@@ -23,6 +24,8 @@ from .archives import extract_archive
 _ATTEMPTS = 3
 _CHUNK = 1 << 20
 _TIMEOUT_S = 30
+# What ``untar`` strips from ``fname``: the download is always ``<name>.tar.gz``.
+_TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar")
 
 
 def _cache_root(cache_dir: str | None) -> str:
@@ -112,9 +115,23 @@ def _fetch(origin: str, destination: str) -> None:
         time.sleep(0.2 * attempt)
 
 
+def _file_name(fname: str | None, origin: str | None) -> str:
+    if not origin:
+        raise ValueError(f"get_file needs the origin URL of the file. Received: origin={origin!r}")
+    if fname:
+        return os.fspath(fname)
+    name = os.path.basename(urllib.parse.urlsplit(origin).path)
+    if not name:
+        raise ValueError(
+            f"cannot take a file name from origin={origin!r} (its path has no file name); "
+            f"pass fname"
+        )
+    return name
+
+
 def get_file(
-    fname: str,
-    origin: str,
+    fname: str | None = None,
+    origin: str | None = None,
     untar: bool = False,
     md5_hash: str | None = None,
     file_hash: str | None = None,
@@ -131,10 +148,13 @@ def get_file(
     [ Atomic, locked downloads ].
 
     Args:
-        fname: file name in the cache; an absolute path is used as it is.
+        fname: file name in the cache; an absolute path is used as it is. ``None``:
+            the last part of the URL's path, as in Keras.
         origin: ``http(s)://`` or ``file://`` URL.
         untar: deprecated in favour of ``extract``; ``fname`` names the extracted
-            directory and the download is ``fname + '.tar.gz'``.
+            directory and the download is ``fname + '.tar.gz'``. A tar suffix of
+            ``fname`` (``.tar.gz``, ``.tgz``, ``.tar.bz2``, ``.tar.xz``, ``.tar``) is
+            stripped first, as in tf.keras, so ``"data.tar.gz"`` returns ``.../data``.
         md5_hash: deprecated in favour of ``file_hash``; an md5 hex digest.
         file_hash: expected md5 or sha256 hex digest of the downloaded file.
         cache_subdir: subdirectory of the cache; an absolute path is used as it is.
@@ -148,13 +168,18 @@ def get_file(
 
     Raises:
         ValueError: on a hash mismatch after download (the file is deleted; both
-            hashes are named), or for an unsafe archive.
+            hashes are named), for an unsafe archive, without ``origin``, or when
+            ``fname`` is omitted and the URL names no file.
         OSError: when the URL cannot be fetched after bounded retries (the URL and the
             cause are named).
 
     Example:
         >>> path = get_file("data.csv", "https://example.com/data.csv")  # doctest: +SKIP
+        >>> path = get_file(origin="https://example.com/data.csv")  # doctest: +SKIP
     """
+    fname = _file_name(fname, origin)
+    if untar:
+        fname = next((fname[: -len(s)] for s in _TAR_SUFFIXES if fname.endswith(s)), fname)
     if md5_hash is not None and file_hash is None:
         file_hash, hash_algorithm = md5_hash, "md5"
     datadir = os.path.join(_cache_root(cache_dir), cache_subdir)

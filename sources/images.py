@@ -1,46 +1,62 @@
-"""`ImageFiles`: image files read lazily with scikit-image, as an array-like source."""
+"""`ImageFiles`: image files read lazily, decoded (OpenCV, Pillow) and resized, as a source."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence as Seq
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._base import ArraySource, check_index, check_indices
+from ._decode import decode_image
+from ._disk_cache import DiskCache
+from ._filesystems import FileStore, resolve, resolve_paths
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
-def _as_rgb(image: np.ndarray, path: str) -> np.ndarray:
-    # One layout for every file, so that mixed folders stack: grayscale is repeated
-    # into three channels, an alpha channel is dropped.
-    if image.ndim == 2:
-        return np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim == 3 and image.shape[2] in (3, 4):
-        return image[:, :, :3]
-    if image.ndim == 3 and image.shape[2] == 1:
-        return np.repeat(image, 3, axis=2)
-    raise ValueError(f"{path}: expected a grayscale, RGB or RGBA image, got shape {image.shape}")
-
-
 class ImageFiles(ArraySource):
-    """Image files as samples: read lazily, as ``(height, width, 3)`` RGB arrays.
+    """Image files as samples: read lazily, as upright ``(height, width, 3)`` RGB arrays.
 
-    Grayscale images are repeated into three channels and alpha channels dropped, so
-    any mix of files stacks into one batch. With ``output_shape`` every image is
-    resized (scikit-image, bilinear, anti-aliased when shrinking); without it, a batch
-    of differently sized images raises an error naming them.
+    JPEGs are decoded by OpenCV's libjpeg-turbo (at 1/2, 1/4 or 1/8 scale in the DCT
+    domain when ``output_shape`` is at most half the image), other formats (PNG, BMP,
+    GIF's first frame, TIFF, WebP, CMYK JPEG) by Pillow, files Pillow cannot identify
+    by imageio (scikit-image's reader). Images are turned upright by their EXIF
+    orientation as ``PIL.ImageOps.exif_transpose`` does, and made RGB: grayscale,
+    palette, CMYK and the rest are converted, alpha channels dropped, so any mix of
+    files stacks into one batch. With ``output_shape`` (the shape as displayed) every
+    image is resized bilinearly, anti-aliased when shrinking as scikit-image does, in
+    uint8; without it, a batch of differently sized images raises an error naming
+    them. No scipy or scikit-image import for a JPEG. See NOTE [ Image decoding path ]
+    in ``sources/_decode.py`` and NOTE [ Resize quality ] in
+    ``transforms/_resize_kernels.py``.
 
     Args:
-        paths: image file paths.
+        paths: image file paths, or URIs on one filesystem (``s3://bucket/a.jpg``,
+            ``gs://...``, with pyarrow's query options), or with ``filesystem`` paths
+            inside it (see NOTE [ Remote files in worker processes ] in
+            ``sources/_filesystems.py``).
         output_shape: ``(height, width)`` to resize to, or ``None``.
         dtype: dtype of the result; ``None`` keeps each file's own (``uint8`` for
-            most), rounding resized values.
+            8-bit files, ``uint16`` for 16-bit PNG/TIFF). A float dtype converts the
+            resized uint8 values; it does not rescale them.
+        filesystem: a `pyarrow.fs.FileSystem` holding ``paths``. Such a source
+            pickles, but cannot be saved in a config: use URIs for that.
+        cache_dir: a local directory keeping fetched remote files, shared by processes
+            (each file is fetched once); ``None``: no disk cache.
+        cache_dir_bytes: budget of ``cache_dir``; least recently read files are dropped.
 
     Raises:
-        FileNotFoundError: if a path does not exist (checked on construction).
+        FileNotFoundError: if a path does not exist (checked on construction), naming
+            it (as a URI for remote files).
+        ValueError: if ``output_shape`` is malformed, a URI is malformed or on another
+            filesystem than the first, or ``cache_dir`` is not writable; on reading,
+            naming the file, if it is not a readable image (a corrupt or truncated
+            JPEG, say).
 
     Example:
         >>> images, labels, names = ImageFiles.from_directory("photos", (64, 64))  # doctest: +SKIP
@@ -53,9 +69,17 @@ class ImageFiles(ArraySource):
         paths: Seq[str | os.PathLike],
         output_shape: tuple[int, int] | None = None,
         dtype: Any = None,
+        filesystem: pafs.FileSystem | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        cache_dir_bytes: int = 16 * 2**30,
     ) -> None:
         self.paths = [os.fspath(p) for p in paths]
-        missing = [p for p in self.paths if not os.path.isfile(p)]
+        location, inner = resolve_paths(self.paths, filesystem)
+        self.cache_dir = None if cache_dir is None else os.fspath(cache_dir)
+        self.cache_dir_bytes = cache_dir_bytes
+        disk = None if cache_dir is None else DiskCache(cache_dir, cache_dir_bytes)
+        self._store = FileStore(location, disk)
+        missing = self._store.missing(inner)
         if missing:
             raise FileNotFoundError(f"{len(missing)} image file(s) not found, e.g. {missing[:3]}")
         if output_shape is not None:
@@ -64,34 +88,31 @@ class ImageFiles(ArraySource):
                 raise ValueError(
                     f"output_shape must be (height, width). Received: {output_shape!r}"
                 )
+            output_shape = (int(output_shape[0]), int(output_shape[1]))
         self.output_shape = output_shape
         self.dtype = None if dtype is None else np.dtype(dtype)
 
     def __len__(self) -> int:
         return len(self.paths)
 
+    def read_bytes(self, path: str) -> bytes:
+        """Returns the encoded bytes of ``path``: the one place that opens files
+        (remote ones with retries, through the disk cache when there is one)."""
+        return self._store.read_file(self._store.location.inner_of(path))
+
+    def _decode(self, index: int) -> np.ndarray:
+        # May be read-only (Pillow's buffer): load() copies, batches stack into new memory.
+        path = self.paths[index]
+        image = decode_image(self.read_bytes(path), path, self.output_shape)
+        return image if self.dtype is None else image.astype(self.dtype, copy=False)
+
     def load(self, index: int) -> np.ndarray:
-        """Reads, converts and resizes image ``index``.
+        """Reads, decodes, converts and resizes image ``index`` (a writable array).
 
         Raises:
             ValueError: naming the file if it cannot be read as an image.
         """
-        from skimage.io import imread  # scikit-image loads scipy: import on first use
-
-        path = self.paths[index]
-        try:
-            image = np.asarray(imread(path))
-        except Exception as error:
-            raise ValueError(f"cannot read image {path}: {error}") from error
-        image = _as_rgb(image, path)
-        dtype = self.dtype or image.dtype
-        if self.output_shape is not None and image.shape[:2] != self.output_shape:
-            from skimage.transform import resize
-
-            image = resize(image, self.output_shape, preserve_range=True, anti_aliasing=True)
-            if dtype.kind in "iu":
-                image = np.clip(np.rint(image), np.iinfo(dtype).min, np.iinfo(dtype).max)
-        return image.astype(dtype, copy=False)
+        return np.array(self._decode(index))
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if isinstance(key, int | np.integer):
@@ -101,7 +122,7 @@ class ImageFiles(ArraySource):
             if isinstance(key, slice)
             else check_indices(key, len(self))
         )
-        images = [self.load(int(i)) for i in ids]
+        images = [self._decode(int(i)) for i in ids]
         shapes = {im.shape for im in images}
         if len(shapes) > 1:
             raise ValueError(
@@ -114,13 +135,19 @@ class ImageFiles(ArraySource):
 
     @classmethod
     def from_directory(
-        cls, root: str | os.PathLike, output_shape: tuple[int, int] | None = None
+        cls,
+        root: str | os.PathLike,
+        output_shape: tuple[int, int] | None = None,
+        **kwargs: Any,
     ) -> tuple[ImageFiles, np.ndarray, list[str]]:
-        """Reads a ``root/<class_name>/<image>`` tree.
+        """Reads a ``root/<class_name>/<image>`` tree, local or in object storage.
 
         Args:
-            root: directory with one subdirectory per class.
+            root: directory with one subdirectory per class; a URI
+                (``s3://bucket/train/``) lists classes from the prefixes under it.
             output_shape: passed to `ImageFiles`.
+            **kwargs: ``dtype``, ``filesystem`` (``root`` is then a path inside it),
+                ``cache_dir``, ``cache_dir_bytes``: passed to `ImageFiles`.
 
         Returns:
             ``(images, labels, class_names)``: classes sorted by name, images sorted by
@@ -130,6 +157,9 @@ class ImageFiles(ArraySource):
             FileNotFoundError: if ``root`` is missing or holds no images.
         """
         root = os.fspath(root)
+        location, inner = resolve(root, kwargs.get("filesystem"))
+        if location.uri is not None or location.filesystem is not None:
+            return cls._from_remote_directory(root, location, inner, output_shape, kwargs)
         if not os.path.isdir(root):
             raise FileNotFoundError(f"image directory not found: {root}")
         class_names = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
@@ -143,13 +173,44 @@ class ImageFiles(ArraySource):
             raise FileNotFoundError(
                 f"no images ({', '.join(IMAGE_EXTENSIONS)}) in class folders of {root}"
             )
-        return cls(paths, output_shape), np.array(labels, dtype=np.int64), class_names
+        images = cls(paths, output_shape, **kwargs)
+        return images, np.array(labels, dtype=np.int64), class_names
+
+    @classmethod
+    def _from_remote_directory(
+        cls, root: str, location: Any, inner: str, output_shape: Any, kwargs: dict[str, Any]
+    ) -> tuple[ImageFiles, np.ndarray, list[str]]:
+        # One recursive listing: a class is a prefix, its images the objects directly in it.
+        inner = inner.rstrip("/")
+        files = FileStore(location).list_files(inner, recursive=True)
+        by_class: dict[str, list[str]] = {}
+        for info in files:
+            parts = info.path[len(inner) + 1 :].split("/")
+            if len(parts) == 2 and parts[1].lower().endswith(IMAGE_EXTENSIONS):
+                by_class.setdefault(parts[0], []).append(location.uri_for(info.path))
+        class_names = sorted(by_class)
+        if not class_names:
+            raise FileNotFoundError(
+                f"no images ({', '.join(IMAGE_EXTENSIONS)}) in class folders of {root}"
+            )
+        paths = [p for name in class_names for p in sorted(by_class[name])]
+        labels = [k for k, name in enumerate(class_names) for _ in by_class[name]]
+        images = cls(paths, output_shape, **kwargs)
+        return images, np.array(labels, dtype=np.int64), class_names
 
     def get_config(self) -> dict[str, Any]:
+        """Returns the arguments that rebuild this source.
+
+        Raises:
+            ValueError: if it was given a filesystem object, which a config cannot hold.
+        """
+        self._store.check_saveable("ImageFiles")
         return {
             "paths": self.paths,
             "output_shape": None if self.output_shape is None else list(self.output_shape),
             "dtype": None if self.dtype is None else str(self.dtype),
+            "cache_dir": self.cache_dir,
+            "cache_dir_bytes": self.cache_dir_bytes,
         }
 
     def __repr__(self) -> str:

@@ -1,20 +1,57 @@
 """Composable batch transforms: ``pipeline | Resize(...) | Normalize(on=0)``.
 
-Depends only on numpy and scikit-image.
+Random augmentations are `RandomTransform` subclasses: they draw from a generator made
+for each batch (NOTE [ Augmentation keys ] in ``transforms/randomness.py``).
+
+Depends only on numpy, scikit-image and Pillow.
 """
 
-from .base import Lambda, Transform, as_transform
+from .base import Lambda, RandomTransform, Transform, as_transform
 from .categorical import ToCategorical, to_categorical
+from .color import RandomBrightness, RandomContrast
+from .crop import RandomCrop, RandomResizedCrop
+from .flip import RandomFlip
+from .geometry import RandomRotation, RandomTranslation, RandomZoom
+from .mix import CutMix, MixUp
 from .normalize import Normalize, normalize
+from .randomness import batch_generator, indices_generator
 from .resize import Resize, resize
 
+# The built-in random augmentations, registered for configs by class name.
+AUGMENTATIONS = (
+    RandomFlip,
+    RandomCrop,
+    RandomResizedCrop,
+    RandomRotation,
+    RandomZoom,
+    RandomTranslation,
+    RandomBrightness,
+    RandomContrast,
+    MixUp,
+    CutMix,
+)
+
 __all__ = [
+    "AUGMENTATIONS",
+    "CutMix",
     "Lambda",
+    "MixUp",
     "Normalize",
+    "RandomBrightness",
+    "RandomContrast",
+    "RandomCrop",
+    "RandomFlip",
+    "RandomResizedCrop",
+    "RandomRotation",
+    "RandomTransform",
+    "RandomTranslation",
+    "RandomZoom",
     "Resize",
     "ToCategorical",
     "Transform",
     "as_transform",
+    "batch_generator",
+    "indices_generator",
     "normalize",
     "resize",
     "to_categorical",

@@ -1,10 +1,12 @@
-"""The `Transform` base class and `Lambda`, the adapter for plain callables."""
+"""`Transform`, `RandomTransform`, and `Lambda`, the adapter for plain callables."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
 from typing import Any
+
+from .randomness import as_generator
 
 
 class Transform:
@@ -36,6 +38,9 @@ class Transform:
     __array_ufunc__ = None
     # Array transforms refuse a whole tuple/dict batch; Lambda accepts any structure.
     accepts_structures = False
+    # Random transforms get a generator per batch (NOTE [ Augmentation keys ] in
+    # transforms/randomness.py); pipelines and caches look this flag up.
+    random = False
 
     def __init__(self, on: int | str | None = None) -> None:
         self.on = on
@@ -54,6 +59,15 @@ class Transform:
         return cls(**config)
 
     def __call__(self, batch: Any) -> Any:
+        return self.apply_on(batch, self.call)
+
+    def apply_on(self, batch: Any, fn: Callable[[Any], Any]) -> Any:
+        """Returns ``batch`` with ``fn`` applied to the element ``on`` selects.
+
+        Raises:
+            TypeError: when ``on`` does not fit the batch's structure.
+            KeyError: when ``on`` is not a key of a dict batch.
+        """
         on = self.on
         if on is None:
             if not self.accepts_structures and isinstance(batch, tuple | list | dict):
@@ -61,18 +75,18 @@ class Transform:
                     f"{self!r} got a whole {type(batch).__name__} batch; pass on=<index "
                     f"or key> to choose the element it transforms"
                 )
-            return self.call(batch)
+            return fn(batch)
         if isinstance(batch, dict):
             if on not in batch:
                 raise KeyError(f"{self!r}: on={on!r} is not a key of the batch {list(batch)}")
-            return {**batch, on: self.call(batch[on])}
+            return {**batch, on: fn(batch[on])}
         if isinstance(batch, tuple | list):
             if not isinstance(on, int) or not -len(batch) <= on < len(batch):
                 raise TypeError(
                     f"{self!r}: on={on!r} does not index a batch of {len(batch)} elements"
                 )
             items = list(batch)
-            items[on] = self.call(items[on])
+            items[on] = fn(items[on])
             return type(batch)(items)
         raise TypeError(f"{self!r}: on={on!r} needs a tuple or dict batch, got one array")
 
@@ -86,6 +100,52 @@ class Transform:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+class RandomTransform(Transform):
+    """A transform that draws its random numbers from a generator made for each batch.
+
+    A subclass implements ``call(self, x, rng)``, where ``rng`` is a
+    `numpy.random.Generator` built for this batch alone, and ``get_config()``. Draw
+    per-sample parameters in one vectorised call (``rng.random(len(x))``), not one
+    draw per sample. In a `pipeline.Pipeline` the generator is a pure function of
+    ``(seed, epoch, shard, batch index, rank among the chain's random transforms)``; behind
+    ``source | transform`` of the sample indices read (NOTE [ Augmentation keys ] in
+    ``transforms/randomness.py``). So batches do not depend on workers, threads,
+    processes or the order batches are computed in, and a resumed run repeats them.
+
+    Called directly on a batch, it takes ``rng=`` (a `numpy.random.Generator`) or
+    ``seed=`` (an int); with neither, it draws from fresh OS entropy.
+
+    Args:
+        on: tuple index or dict key of the element to transform, as for `Transform`.
+
+    Raises:
+        TypeError: if ``rng`` is not a `numpy.random.Generator`.
+        ValueError: if both ``rng`` and ``seed`` are given.
+
+    Example:
+        >>> import numpy as np
+        >>> class AddNoise(RandomTransform):
+        ...     def call(self, x, rng):
+        ...         return x + rng.normal(size=x.shape)
+        >>> x = np.zeros((2, 3))
+        >>> bool((AddNoise()(x, seed=0) == AddNoise()(x, seed=0)).all())
+        True
+        >>> AddNoise()(x, rng=0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        TypeError: AddNoise(on=None): rng must be a numpy.random.Generator ... rng=0 of type int
+    """
+
+    random = True
+
+    def call(self, x: Any, rng: Any) -> Any:  # type: ignore[override]
+        """Transforms one element of a batch with generator ``rng``; subclasses override it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement call(self, x, rng)")
+
+    def __call__(self, batch: Any, rng: Any = None, *, seed: int | None = None) -> Any:
+        generator = as_generator(rng, seed, self)
+        return self.apply_on(batch, lambda x: self.call(x, generator))
 
 
 def _function_path(fn: Callable) -> str:
@@ -119,32 +179,65 @@ def resolve_function(path: str) -> Callable:
 class Lambda(Transform):
     """Wraps any callable ``fn(batch_or_element) -> same`` as a transform.
 
+    With ``random=True`` it is a random transform: ``fn(x, rng)`` gets a
+    `numpy.random.Generator` made for each batch, exactly like
+    `RandomTransform.call`, and called directly it takes ``rng=`` or ``seed=``.
+
     Args:
         fn: the callable; gets the element chosen by ``on`` (whole batch if ``None``).
         on: tuple index or dict key, as for `Transform`.
         name: a name for summaries and plots (defaults to the function's name).
+        random: pass a per-batch generator as ``fn``'s second argument.
+
+    Raises:
+        TypeError: if ``fn`` is not callable, or ``rng``/``seed`` is passed to a
+            non-random Lambda.
 
     Example:
         >>> Lambda(lambda b: (b[0] + 1, b[1]))((1, 2))
         (2, 2)
+        >>> import numpy as np
+        >>> jitter = Lambda(lambda x, rng: x + rng.integers(0, 9, len(x)), random=True)
+        >>> x = np.zeros(3, int)
+        >>> bool((jitter(x, seed=1) == jitter(x, seed=1)).all())
+        True
     """
 
     accepts_structures = True
 
-    def __init__(self, fn: Callable, on: int | str | None = None, name: str | None = None):
+    def __init__(
+        self,
+        fn: Callable,
+        on: int | str | None = None,
+        name: str | None = None,
+        random: bool = False,
+    ):
         if not callable(fn):
             raise TypeError(f"Lambda needs a callable. Received: fn={fn!r}")
         super().__init__(on=on)
         self.fn = fn
         self.name = name or getattr(fn, "__name__", type(fn).__name__)
+        self.random = bool(random)
 
-    def call(self, x: Any) -> Any:
-        return self.fn(x)
+    def call(self, x: Any, rng: Any = None) -> Any:
+        return self.fn(x, rng) if self.random else self.fn(x)
+
+    def __call__(self, batch: Any, rng: Any = None, *, seed: int | None = None) -> Any:
+        if not self.random:
+            if rng is not None or seed is not None:
+                raise TypeError(
+                    f"{self!r} is not random, so it takes no rng or seed; build it with "
+                    f"Lambda(fn, random=True) to pass a generator to fn. Received: "
+                    f"rng={rng!r}, seed={seed!r}"
+                )
+            return self.apply_on(batch, self.fn)
+        generator = as_generator(rng, seed, self)
+        return self.apply_on(batch, lambda x: self.fn(x, generator))
 
     def get_config(self) -> dict[str, Any]:
         fn = self.fn
         path = getattr(fn, "_seqpipe_registered_name", None) or _function_path(fn)
-        return {"fn": path, "on": self.on, "name": self.name}
+        return {"fn": path, "on": self.on, "name": self.name, "random": self.random}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Lambda:
@@ -155,7 +248,8 @@ class Lambda(Transform):
         return cls(fn, **config)
 
     def __repr__(self) -> str:
-        return f"Lambda({self.name}, on={self.on!r})"
+        random = ", random=True" if self.random else ""
+        return f"Lambda({self.name}, on={self.on!r}{random})"
 
 
 def as_transform(obj: Any) -> Transform:

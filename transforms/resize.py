@@ -1,4 +1,14 @@
-"""Image resizing over a whole batch: `resize` and `Resize` (scikit-image)."""
+"""Image resizing over a whole batch: `resize` and `Resize` (OpenCV, or scikit-image).
+
+NOTE [ Which resize path runs ]
+OpenCV (``transforms/_resize_kernels.py``) computes scikit-image's result for spline
+``order`` 0, 1 and 3 (3 as cubic convolution), every ``anti_aliasing`` setting, and
+``preserve_range=True`` or float input: uint8 images are resized in uint8 when the
+result is uint8 (no float round trip), in float32 when the result is float. Everything
+else goes to ``skimage.transform.resize`` (imported on first use, with scipy): orders
+2, 4 and 5, and integer images rescaled to ``[0, 1]`` (``preserve_range=False``). See
+NOTE [ Resize quality ] for the filter.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ._resize_kernels import INTERPOLATION_ORDERS, cast_result, resize_batch
 from .base import Transform
 
 
@@ -32,21 +43,27 @@ def resize(
     preserve_range: bool = True,
     dtype: Any = "float32",
 ) -> np.ndarray:
-    """Resizes a batch of images ``(n, h, w)`` or ``(n, h, w, c)`` in one call.
+    """Resizes a batch of images ``(n, h, w)`` or ``(n, h, w, c)``.
 
-    The batch goes through a single `skimage.transform.resize` call whose scale is 1 on
-    the sample and channel axes, so no image bleeds into another.
+    OpenCV resizes image by image, anti-aliased as scikit-image does (uint8 stays
+    uint8); orders 2, 4, 5 and ``preserve_range=False`` on integers take one
+    `skimage.transform.resize` call whose scale is 1 on the sample and channel axes
+    (see NOTE [ Which resize path runs ]). No image bleeds into another.
 
     Args:
         images: batch with samples on axis 0.
         output_shape: ``(height, width)`` of the result.
-        order: spline order (0 nearest, 1 bilinear, 3 bicubic).
-        anti_aliasing: Gaussian smoothing before down-scaling; ``None`` lets
-            scikit-image decide (on when shrinking, unless ``order == 0``).
+        order: spline order (0 nearest, 1 bilinear, 3 bicubic: OpenCV; 2, 4, 5:
+            scikit-image).
+        anti_aliasing: Gaussian smoothing before down-scaling; ``None`` smooths
+            unless ``order == 0`` on integer images (scikit-image's rule).
+            ``False`` samples without smoothing, as ``tf.image.resize`` does by
+            default: faster, aliased when shrinking.
         preserve_range: keep the input's value range (``True``) or rescale integer
             images to ``[0, 1]`` as scikit-image does.
-        dtype: dtype of the result (float32 by default; pass ``None`` for
-            scikit-image's float64).
+        dtype: dtype of the result (float32 by default); ``None`` keeps the input's
+            dtype (float64 for integer input with ``preserve_range=False``). Integer
+            results are rounded and clipped.
 
     Returns:
         An array of shape ``(n, height, width) + images.shape[3:]``.
@@ -57,26 +74,42 @@ def resize(
     Example:
         >>> resize(np.ones((2, 4, 4, 3), "uint8"), (2, 2)).shape
         (2, 2, 2, 3)
+        >>> resize(np.full((1, 4, 4), 7, "uint8"), (2, 2), dtype=None).dtype
+        dtype('uint8')
     """
-    height, width = _check_shape(output_shape)
+    output_shape = _check_shape(output_shape)
     images = np.asarray(images)
     if images.ndim not in (3, 4):
         raise ValueError(
             f"resize expects a batch of shape (n, h, w) or (n, h, w, c). "
             f"Received shape {images.shape}"
         )
-    # Imported on first use: scikit-image pulls in scipy, a third of a second.
-    from skimage.transform import resize as sk_resize
+    if (
+        order in INTERPOLATION_ORDERS
+        and images.dtype.kind in "uif"
+        and (preserve_range or images.dtype.kind == "f")
+    ):
+        if anti_aliasing is None:  # scikit-image's rule
+            anti_aliasing = not (order == 0 and images.dtype.kind in "ui")
+        if dtype is not None and np.dtype(dtype).kind == "f" and images.dtype.kind != "f":
+            # A float result is computed in float, as scikit-image would, not rounded.
+            images = images.astype(np.float32 if np.dtype(dtype).itemsize <= 4 else np.float64)
+        out = resize_batch(images, output_shape, order, anti_aliasing)
+    else:
+        # Imported on first use: scikit-image pulls in scipy, a third of a second.
+        from skimage.transform import resize as sk_resize
 
-    target = (images.shape[0], height, width, *images.shape[3:])
-    out = sk_resize(
-        images,
-        target,
-        order=order,
-        anti_aliasing=anti_aliasing,
-        preserve_range=preserve_range,
-    )
-    return out if dtype is None else out.astype(dtype, copy=False)
+        target = (images.shape[0], *output_shape, *images.shape[3:])
+        out = sk_resize(
+            images,
+            target,
+            order=order,
+            anti_aliasing=anti_aliasing,
+            preserve_range=preserve_range,
+        )
+        if dtype is None and preserve_range:
+            dtype = images.dtype
+    return out if dtype is None else cast_result(out, dtype)
 
 
 class Resize(Transform):
@@ -87,7 +120,8 @@ class Resize(Transform):
         order: spline order.
         anti_aliasing: as in `resize`.
         preserve_range: as in `resize`.
-        dtype: result dtype (float32 by default).
+        dtype: result dtype (float32 by default; ``None`` or ``"uint8"`` keeps uint8
+            images in uint8 end to end).
         on: tuple index or dict key of the images.
 
     Example:

@@ -12,8 +12,9 @@ from pipeline import Sequence
 class Ids(Sequence):
     """Batch i is ``[i * 10 + epoch_marker]`` plus an optional payload of ``nbytes``."""
 
-    def __init__(self, n, nbytes=0, delay=0.0, log_dir=None):
+    def __init__(self, n, nbytes=0, delay=0.0, log_dir=None, sizes=None):
         self.n, self.nbytes, self.delay, self.log_dir = n, nbytes, delay, log_dir
+        self.sizes = sizes or {}  # {index: nbytes} overriding nbytes
         self.marker = 0
         self.epoch_end_pids = []
 
@@ -26,7 +27,7 @@ class Ids(Sequence):
                 pass
         if self.delay:
             time.sleep(self.delay)
-        payload = np.full(self.nbytes, index % 251, dtype=np.uint8)
+        payload = np.full(self.sizes.get(index, self.nbytes), index % 251, dtype=np.uint8)
         return np.array([index * 10 + self.marker]), payload
 
     def on_epoch_end(self):
@@ -68,3 +69,21 @@ class Unpicklable(Exception):
 class RaisesUnpicklable(Ids):
     def __getitem__(self, index):
         raise Unpicklable("opaque failure")
+
+
+class Hangs(Ids):
+    """Batch ``bad`` sleeps ``seconds`` on its first ``times`` attempts (counted with
+    files in ``marker_dir``, shared by all worker processes), then returns normally."""
+
+    def __init__(self, n, bad, marker_dir, times=1, seconds=3600.0):
+        super().__init__(n)
+        self.bad, self.marker_dir, self.times, self.seconds = bad, marker_dir, times, seconds
+
+    def __getitem__(self, index):
+        if index == self.bad:
+            attempt = len(os.listdir(self.marker_dir))
+            if attempt < self.times:
+                with open(os.path.join(self.marker_dir, f"attempt-{attempt}-{os.getpid()}"), "w"):
+                    pass
+                time.sleep(self.seconds)
+        return super().__getitem__(index)

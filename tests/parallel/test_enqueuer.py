@@ -12,11 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parallel import OrderedEnqueuer, RemoteTraceback, WorkerCrashed
-from parallel.shm import leftover_segments
+import parallel.pool
+from parallel import BatchTimeout, OrderedEnqueuer, RemoteTraceback, WorkerCrashed
+from parallel.direct import plan_direct_read
+from parallel.shm import SHM_DIR_ENV, leftover_segments
 from pipeline import Pipeline
 
-from ._sequences import Failing, Ids, Killing, RaisesUnpicklable
+from ._sequences import Failing, Hangs, Ids, Killing, RaisesUnpicklable
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -209,27 +211,37 @@ def test_stop_leaves_no_workers_and_no_shared_memory():
     assert [b[1][0] for b in batches] == [0, 1, 2, 3, 4]  # delivered batches stay valid
 
 
+# Children set their SIGINT disposition themselves: a test run from a background job
+# (`pytest ... &`) starts every process with SIGINT ignored, and the child inherits it.
 _CHILD = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, tempfile, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, {root!r})
     from parallel import OrderedEnqueuer
-    from tests.parallel._sequences import Ids
+    from tests.parallel._sequences import Hangs, Ids
     if __name__ == "__main__":
-        enqueuer = OrderedEnqueuer(Ids(10**6, nbytes=100_000, delay=0.01), use_multiprocessing=True)
+        seq = {sequence}
+        enqueuer = OrderedEnqueuer(seq, use_multiprocessing=True)
         enqueuer.start(workers=2)
         gen = enqueuer.get()
         next(gen)
         pool = enqueuer._executor.pool
         print(pool.shm.prefix, *pool.worker_pids(), flush=True)
-        for batch in gen:
-            time.sleep(0.01)
+        try:
+            for batch in gen:
+                time.sleep(0.01)
+        except KeyboardInterrupt:
+            if {stay}:  # like a notebook: the program goes on after the Ctrl-C
+                print("interrupted", flush=True)
+                time.sleep(30)
+            raise
     """
 )
 
 
-def _start_child():
-    code = _CHILD.format(root=ROOT)
+def _start_child(sequence="Ids(10**6, nbytes=100_000, delay=0.01)", stay=False):
+    code = _CHILD.format(root=ROOT, sequence=sequence, stay=stay)
     child = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -248,6 +260,26 @@ def test_ctrl_c_or_a_killed_parent_leave_nothing_behind(sig):
         assert "KeyboardInterrupt" in err
     assert _wait_until(lambda: not any(_alive(p) for p in pids)), pids
     assert _wait_until(lambda: leftover_segments(prefix) == []), leftover_segments(prefix)
+
+
+def test_a_second_ctrl_c_kills_busy_workers_at_once():
+    # A worker sits in a 30 s __getitem__(1): the first Ctrl-C's stop() would wait 5 s
+    # for it; the second one kills it straight away, while the program goes on.
+    child, prefix, pids = _start_child(
+        "Hangs(10**6, bad=1, marker_dir=tempfile.mkdtemp(), times=10**6, seconds=30)",
+        stay=True,
+    )
+    time.sleep(0.3)
+    child.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    child.send_signal(signal.SIGINT)
+    try:
+        assert child.stdout.readline().strip() == "interrupted"
+        assert _wait_until(lambda: not any(_alive(p) for p in pids), 1.5), pids
+        assert leftover_segments(prefix) == []
+    finally:
+        child.kill()
+        child.communicate(timeout=30)
 
 
 _TF_CHILD = textwrap.dedent(
@@ -356,3 +388,139 @@ def test_other_start_methods(method):
     with OrderedEnqueuer(Ids(6), use_multiprocessing=True, start_method=method) as enqueuer:
         enqueuer.start(workers=2)
         assert [b[0][0] for b in enqueuer.iter_epoch()] == [0, 10, 20, 30, 40, 50]
+
+
+# -- hung workers (batch_timeout) ----------------------------------------------------
+
+
+def test_a_hung_batch_is_killed_and_recomputed_on_a_fresh_worker(tmp_path):
+    seq = Hangs(12, bad=4, marker_dir=str(tmp_path), times=1)
+    with OrderedEnqueuer(seq, use_multiprocessing=True, batch_timeout=1.0) as enqueuer:
+        enqueuer.start(workers=2, max_queue_size=4)
+        got = [int(batch[0][0]) for batch in enqueuer.iter_epoch()]
+        pool = enqueuer._executor.pool
+        assert len(pool.worker_pids_started) == 3  # one worker killed, one replacement
+    assert got == [i * 10 for i in range(12)]
+    assert len(os.listdir(tmp_path)) == 1
+
+
+def test_a_batch_that_keeps_hanging_raises_batch_timeout_naming_it(tmp_path):
+    seq = Hangs(10, bad=3, marker_dir=str(tmp_path), times=10**6)
+    enqueuer = OrderedEnqueuer(seq, use_multiprocessing=True, batch_timeout=0.5, max_retries=2)
+    enqueuer.start(workers=2)
+    got = []
+    with pytest.raises(BatchTimeout, match=r"batch 3 took longer than batch_timeout=0.5 s") as info:
+        for batch in enqueuer.iter_epoch():
+            got.append(int(batch[0][0]))
+    assert got == [0, 10, 20]
+    assert info.value.index == 3 and info.value.seconds == 0.5
+    assert info.value.exitcodes == [-9, -9] and len(os.listdir(tmp_path)) == 2
+    assert not enqueuer.is_running()
+
+
+def test_without_batch_timeout_a_long_batch_warns_with_its_index_and_pid(tmp_path, monkeypatch):
+    monkeypatch.setattr(parallel.pool, "_HANG_WARNING_SECONDS", 0.4)
+    seq = Hangs(6, bad=2, marker_dir=str(tmp_path), times=1, seconds=1.5)
+    with OrderedEnqueuer(seq, use_multiprocessing=True) as enqueuer:
+        enqueuer.start(workers=2)
+        pids = enqueuer._executor.pool.worker_pids_started
+        with pytest.warns(RuntimeWarning, match=r"batch 2 \(epoch 0\) has been computing") as rec:
+            got = [int(batch[0][0]) for batch in enqueuer.iter_epoch()]
+    assert got == [i * 10 for i in range(6)]
+    hang = [str(w.message) for w in rec if "has been computing" in str(w.message)]
+    assert len(hang) == 1 and any(f"worker process {pid}" in hang[0] for pid in pids)
+    assert len(pids) == 2  # warned, not killed
+
+
+def test_batch_timeout_argument_errors():
+    with pytest.raises(ValueError, match="batch_timeout=-1"):
+        OrderedEnqueuer(Ids(3), use_multiprocessing=True, batch_timeout=-1)
+    with pytest.raises(ValueError, match="a thread cannot be killed"):
+        OrderedEnqueuer(Ids(3), batch_timeout=1.0).start(workers=2)
+
+
+# -- a small /dev/shm -------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path, monkeypatch):
+    """A real 16 MiB tmpfs, set as SEQPIPE_SHM_DIR (needs root, or skips)."""
+    mount_point = tmp_path / "shm"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or 'not permitted'}")
+    monkeypatch.setenv(SHM_DIR_ENV, str(mount_point))
+    yield str(mount_point)
+    subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def test_batches_that_do_not_fit_a_small_shm_cross_the_pipe_exactly_once(small_tmpfs):
+    # 6 MiB batches, 4 in flight and all kept by the consumer: 16 MiB runs out after
+    # two; batch 5 alone (20 MiB) is larger than the whole tmpfs.
+    sizes = {5: 20 << 20}
+    seq = Ids(10, nbytes=6 << 20, sizes=sizes)
+    with OrderedEnqueuer(seq, use_multiprocessing=True) as enqueuer:
+        enqueuer.start(workers=2, max_queue_size=4)
+        prefix = enqueuer._executor.pool.shm.prefix
+        with pytest.warns(RuntimeWarning, match=r"docker run --shm-size=") as rec:
+            kept = _epoch(enqueuer)
+        assert len([w for w in rec if "--shm-size" in str(w.message)]) == 1
+        assert leftover_segments(prefix, small_tmpfs)  # shared memory was used too
+    assert [int(ids[0]) for ids, _ in kept] == [i * 10 for i in range(10)]
+    for index, (_, payload) in enumerate(kept):
+        assert payload.shape == (sizes.get(index, 6 << 20),) and np.all(payload == index)
+    assert leftover_segments(prefix, small_tmpfs) == []
+
+
+def test_read_direct_on_a_small_shm_falls_back_to_the_pipe(small_tmpfs):
+    data = np.arange(40 * 1024 * 128, dtype=np.uint8).reshape(40, 1024, 128) % 251
+    p = Pipeline(data, batch_size=20)  # 2.5 MiB batches: six in flight overflow 16 MiB
+    with OrderedEnqueuer(p, use_multiprocessing=True) as enqueuer:
+        enqueuer.start(workers=2, max_queue_size=6)
+        with pytest.warns(RuntimeWarning, match=r"--shm-size"):
+            kept = [b for _ in range(4) for b in enqueuer.iter_epoch()]
+    assert len(kept) == 8
+    for i, batch in enumerate(kept):
+        assert np.array_equal(batch, data[(i % 2) * 20 : (i % 2) * 20 + 20])
+
+
+# -- read-direct layouts ---------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 70),
+    batch_size=st.integers(1, 9),
+    shuffle=st.sampled_from([False, True, "batch"]),
+    drop=st.booleans(),
+    shards=st.integers(1, 3),
+    epoch=st.integers(0, 3),
+)
+def test_read_direct_layout_matches_every_batch(n, batch_size, shuffle, drop, shards, epoch):
+    data = np.zeros((n, 40, 50), np.float32)  # 8 KB rows: any batch of 8+ goes direct
+    try:
+        p = Pipeline(data, batch_size=batch_size, shuffle=shuffle, seed=4, drop_remainder=drop)
+        p = p.shard(shards, shards - 1) if shards > 1 else p
+    except ValueError:
+        return  # drop_remainder with too few samples: refused at construction
+    p.set_epoch(epoch)
+    for index in range(len(p)):
+        plan = plan_direct_read(p, index)
+        batch = p[index]
+        rows = len(batch[0] if isinstance(batch, tuple) else batch)
+        if plan is None:
+            assert rows * 8000 < 64 * 1024
+            continue
+        out = plan.views(np.empty(plan.nbytes, np.uint8))
+        assert out.shape == (rows, 40, 50) and out.dtype == np.float32
+
+
+def test_a_missing_shm_dir_is_named_at_start(tmp_path, monkeypatch):
+    monkeypatch.setenv(SHM_DIR_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match=r"nowhere.*does not exist; set SEQPIPE_SHM_DIR"):
+        OrderedEnqueuer(Ids(3), use_multiprocessing=True).start(workers=1)

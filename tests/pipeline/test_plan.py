@@ -1,10 +1,13 @@
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import EpochPlan
-from pipeline.plan import _batch_permutation, _sample_permutation
+from parallel import OrderedEnqueuer
+from pipeline import EpochPlan, Pipeline
+from pipeline.permutation import MAX_SIZE, IndexPermutation
 
 plans = st.builds(
     lambda n, b, shuffle, seed, drop, k: (n, b, shuffle, seed, drop, k),
@@ -45,7 +48,7 @@ def test_every_sample_exactly_once_per_epoch(args, epoch):
             real.extend(spec.indices[weights == 1].tolist())
     # Exactly once: no repeats among real rows, and they are the epoch's kept samples.
     assert len(real) == len(set(real))
-    order = plan.epoch_order(epoch)
+    order = np.asarray(plan.epoch_order(epoch))
     assert sorted(real) == sorted(order[: plan.num_kept].tolist())
     # The documented dropped remainder is the tail of the epoch order, less than a step.
     assert plan.num_dropped == (n % per_step if drop else 0)
@@ -76,8 +79,6 @@ def test_same_seed_and_epoch_give_the_same_plan(args, epoch):
     if drop and n < b * k:
         return
     first = _all_shards(n, b, shuffle, seed, drop, k, epoch)
-    _sample_permutation.cache_clear()
-    _batch_permutation.cache_clear()
     second = _all_shards(n, b, shuffle, seed, drop, k, epoch)
     for a_batches, b_batches in zip(first, second, strict=True):
         for a, c in zip(a_batches, b_batches, strict=True):
@@ -88,10 +89,132 @@ def test_same_seed_and_epoch_give_the_same_plan(args, epoch):
 
 def test_shuffle_changes_with_epoch_and_seed():
     plan = EpochPlan(100, 10, shuffle=True, seed=3)
-    e0 = plan.epoch_order(0)
+    e0 = np.asarray(plan.epoch_order(0))
     assert not np.array_equal(e0, plan.epoch_order(1))
     assert not np.array_equal(e0, EpochPlan(100, 10, shuffle=True, seed=4).epoch_order(0))
     assert sorted(e0.tolist()) == list(range(100))
+
+
+def _batch_starts(plan, epoch):
+    return [plan.batch(i, epoch).as_slice().start for i in range(plan.num_batches)]
+
+
+def test_batch_shuffle_changes_with_epoch_and_seed():
+    plan = EpochPlan(1000, 10, shuffle="batch", seed=3)
+    e0 = _batch_starts(plan, 0)
+    assert sorted(e0) == list(range(0, 1000, 10))
+    assert e0 != _batch_starts(plan, 1)
+    assert e0 != _batch_starts(EpochPlan(1000, 10, shuffle="batch", seed=4), 0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(plans, st.integers(0, 50))
+def test_shards_read_the_epoch_order_in_order(args, epoch):
+    # The exact semantics of NOTE [ Sharding and padding ]: shard k's real rows are the
+    # k-th contiguous range of the epoch order, delivered in order; padding repeats the
+    # shard's last real id (the epoch's first id for a shard without real rows).
+    n, b, shuffle, seed, drop, k = args
+    if (drop and n < b * k) or shuffle == "batch":
+        return
+    plan = EpochPlan(n, b, shuffle, seed, drop, num_shards=k)
+    order = np.asarray(plan.epoch_order(epoch))
+    delivered = []
+    for batches in _all_shards(n, b, shuffle, seed, drop, k, epoch):
+        ids = np.concatenate([spec.indices for spec in batches])
+        weights = np.ones(len(ids)) if k == 1 else np.concatenate([s.weights for s in batches])
+        real = ids[weights == 1]
+        delivered.extend(real.tolist())
+        assert (ids[weights == 0] == (real[-1] if len(real) else order[0])).all()
+    assert delivered == order[: plan.num_kept].tolist()
+
+
+@pytest.mark.parametrize("shuffle", [True, "batch"])
+@pytest.mark.parametrize("n", [10**9 + 7, 10**12, MAX_SIZE])
+def test_huge_sharded_plans_stay_exact(n, shuffle):
+    k, b = 8, 256
+    shards = [EpochPlan(n, b, shuffle, 5, num_shards=k, shard_index=i) for i in range(k)]
+    plan = shards[0]
+    assert len({s.num_batches for s in shards}) == 1
+    assert plan.num_batches == ((n + k - 1) // k + b - 1) // b
+    order = plan.epoch_order(3)
+    seen = set()
+    for shard in shards:
+        start, end = shard.shard_range()
+        for index in (0, shard.num_batches - 1):
+            spec = shard.batch(index, 3)
+            real = spec.indices[spec.weights == 1]
+            assert ((real >= 0) & (real < n)).all()
+            seen.update(real.tolist())
+            if shuffle is True:
+                lo = start + index * b
+                np.testing.assert_array_equal(real, order[lo : min(lo + b, end)])
+    # Ids of different shards and batches never collide.
+    assert len(seen) == sum(
+        int((s.batch(i, 3).weights == 1).sum()) for s in shards for i in (0, s.num_batches - 1)
+    )
+
+
+def test_huge_drop_remainder_keeps_full_batches():
+    n, b, k = 10**12 + 12345, 256, 4
+    plan = EpochPlan(n, b, True, 1, drop_remainder=True, num_shards=k, shard_index=3)
+    assert plan.num_dropped == n % (b * k)
+    assert plan.num_batches == n // (b * k)
+    last = plan.batch(plan.num_batches - 1, 0)
+    assert len(last.indices) == b and last.weights.all()
+    dropped = plan.epoch_order(0)[plan.num_kept :]
+    assert len(dropped) == plan.num_dropped
+    assert not set(dropped.tolist()) & set(last.indices.tolist())
+
+
+class _VirtualIds:
+    """A source of ``n`` samples whose sample ``i`` is ``i``; nothing is stored."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            return np.arange(*key.indices(self.n), dtype=np.int64)
+        return np.asarray(key, dtype=np.int64)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    n=st.sampled_from([10**6 + 3, 10**9, 10**12, MAX_SIZE]),
+    shuffle=st.sampled_from([True, "batch"]),
+    enqueuer_shuffle=st.booleans(),
+    cut=st.integers(0, 12),
+)
+def test_resume_from_enqueuer_state_at_any_scale(n, shuffle, enqueuer_shuffle, cut):
+    def make():
+        return Pipeline(_VirtualIds(n), batch_size=256, shuffle=shuffle, seed=2)
+
+    def run(enqueuer, count):
+        gen = enqueuer.get()
+        return [next(gen).tolist() for _ in range(count)]
+
+    straight = OrderedEnqueuer(make(), shuffle=enqueuer_shuffle, seed=1)
+    straight.start(workers=0)
+    expected = run(straight, 12)
+    straight.stop()
+    first = OrderedEnqueuer(make(), shuffle=enqueuer_shuffle, seed=1)
+    first.start(workers=0)
+    head = run(first, cut)
+    state = first.state()
+    first.stop()
+    # A handful of integers, whatever the dataset size.
+    assert len(json.dumps(state)) < 400
+    assert (state["epoch"], state["next_index"]) == (0, cut)
+    resumed = OrderedEnqueuer(make(), shuffle=enqueuer_shuffle, seed=1, initial_state=state)
+    resumed.start(workers=0)
+    tail = run(resumed, 12 - cut)
+    resumed.stop()
+    assert head + tail == expected
+    ids = [i for batch in expected for i in batch]
+    assert len(set(ids)) == len(ids) and all(0 <= i < n for i in ids)
 
 
 def test_batch_shuffle_keeps_batches_contiguous():
@@ -125,6 +248,9 @@ def test_padding_weights_and_example():
     "kwargs, message",
     [
         ({"num_samples": 0, "batch_size": 1}, "num_samples=0"),
+        ({"num_samples": -3, "batch_size": 1}, "num_samples=-3"),
+        ({"num_samples": 2**62 + 1, "batch_size": 1}, f"num_samples={2**62 + 1}"),
+        ({"num_samples": 2**64, "batch_size": 1}, f"num_samples={2**64}"),
         ({"num_samples": 5, "batch_size": 0}, "batch_size=0"),
         ({"num_samples": 5, "batch_size": 1, "shuffle": "yes"}, "shuffle='yes'"),
         ({"num_samples": 5, "batch_size": 1, "seed": -1}, "seed=-1"),
@@ -140,3 +266,13 @@ def test_bad_fields_are_named(kwargs, message):
 def test_batch_index_out_of_range():
     with pytest.raises(IndexError, match="batch index 3"):
         EpochPlan(10, 4).batch(3, 0)
+    with pytest.raises(ValueError, match="epoch=-1"):
+        EpochPlan(10, 4, shuffle="batch").batch(0, -1)
+
+
+def test_epoch_order_is_lazy_and_matches_batches():
+    plan = EpochPlan(2**62, 256, shuffle=True, seed=9)
+    order = plan.epoch_order(4)
+    assert isinstance(order, IndexPermutation) and len(order) == 2**62
+    np.testing.assert_array_equal(plan.batch(7, 4).indices, order[7 * 256 : 8 * 256])
+    assert EpochPlan(10, 3).epoch_order(0)[:].tolist() == list(range(10))

@@ -69,6 +69,20 @@ def test_line_length_positions_and_errors():
         _summary(_pipeline(), positions=[0.5, 1.0])
 
 
+def test_every_line_fits_line_length_and_long_footer_lines_wrap():
+    p = Pipeline(np.arange(10), batch_size=4) | Lambda(slow)
+    lines = _summary(p, line_length=72)
+    assert max(len(line) for line in lines) <= 72
+    start = next(i for i, line in enumerate(lines) if line.startswith("Slowest stage:"))
+    assert lines[start + 1].startswith("  ")  # the continuation is indented
+    sentence = " ".join(line.strip() for line in lines[start : start + 2])
+    assert re.fullmatch(
+        r"Slowest stage: Lambda\(slow, on=None\) \(\d+\.\d+ ms/batch, \d+% of the measured "
+        r"time; 3 batches measured\)",
+        sentence,
+    )
+
+
 def test_summary_of_a_sharded_plain_sequence():
     p = Pipeline(np.arange(10), batch_size=4, drop_remainder=True).shard(2, 0)
     lines = _summary(p)

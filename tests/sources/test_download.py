@@ -197,6 +197,35 @@ def test_untar_returns_the_extracted_directory(server, tmp_path):
     assert os.path.isdir(path) and pathlib.Path(path, "one.txt").read_text() == "1"
 
 
+def test_untar_strips_the_archive_suffix_of_fname_and_returns_a_path_that_exists(server, tmp_path):
+    server.files["/test.txt.tar.gz"] = _tar("w:gz", [("test.txt", b"float like a butterfly")])
+    url = server.url + "/test.txt.tar.gz"
+    path = get_file("test.txt.tar.gz", url, untar=True, cache_dir=str(tmp_path))
+    datadir = tmp_path / "datasets"
+    assert path == str(datadir / "test.txt")
+    assert pathlib.Path(path).read_bytes() == b"float like a butterfly"
+    assert sorted(os.listdir(datadir)) == ["test.txt", "test.txt.tar.gz", "test.txt.tar.gz.lock"]
+
+
+def test_fname_defaults_to_the_last_part_of_the_url(server, tmp_path):
+    server.files["/data.bin?version=2"] = PAYLOAD
+    path = get_file(origin=server.url + "/data.bin?version=2", cache_dir=str(tmp_path))
+    assert path == str(tmp_path / "datasets" / "data.bin")
+    assert pathlib.Path(path).read_bytes() == PAYLOAD
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"fname": "x.bin"}, "needs the origin URL of the file. Received: origin=None"),
+        ({"origin": "http://127.0.0.1:9/"}, "cannot take a file name from origin="),
+    ],
+)
+def test_missing_origin_or_file_name_is_a_value_error(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        get_file(cache_dir=str(tmp_path), **kwargs)
+
+
 def _link_tar(kind, target):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:

@@ -1,9 +1,13 @@
+import mmap
 import pickle
 
 import h5py
 import numpy as np
 import pytest
 
+from parallel import OrderedEnqueuer
+from parallel.direct import plan_direct_read
+from pipeline import Pipeline
 from sources import HDF5Matrix
 
 
@@ -102,3 +106,106 @@ def test_reads_in_worker_processes_after_the_parent_opened_the_file(h5_file, met
         results = pool.starmap(_read_rows, [(x, [3, 1]), (x, [49, 0, 49])])
     assert results == [[3, 1], [49, 0, 49]]
     assert x[[7]][0, 0, 0, 0] == 7
+
+
+# -- read_into and the enqueuer's read-direct path ------------------------------------
+
+
+def test_read_into_fills_out_in_place_for_every_key(h5_file):
+    x = HDF5Matrix(h5_file, "images", start=10, end=30)
+    for key, ids in [
+        (slice(2, 6), [12, 13, 14, 15]),
+        (slice(0, 9, 4), [10, 14, 18]),
+        ([5, 1, 5, -1], [15, 11, 15, 29]),
+        (np.array([3, 4, 9, 8]), [13, 14, 19, 18]),
+        (slice(4, 4), []),
+    ]:
+        out = np.full((len(ids), 8, 8, 3), 255, dtype=np.uint8)
+        assert x.read_into(key, out) is out
+        assert _ids(out) == ids and np.array_equal(out, x[key])
+
+
+def test_read_into_with_a_normalizer_and_bad_arguments(h5_file):
+    x = HDF5Matrix(h5_file, "images", normalizer=lambda a: a.astype("float32") / 50)
+    out = np.empty((2, 8, 8, 3), np.float32)
+    x.read_into([2, 1], out)
+    assert out[:, 0, 0, 0].tolist() == pytest.approx([0.04, 0.02])
+    raw = HDF5Matrix(h5_file, "images")
+    with pytest.raises(ValueError, match=r"shape \(rows, 8, 8, 3\) and dtype uint8"):
+        raw.read_into(slice(0, 2), np.empty((2, 8, 8, 3), np.float32))
+    with pytest.raises(ValueError, match="out has 3 rows for a read of 2 rows"):
+        raw.read_into(slice(0, 2), np.empty((3, 8, 8, 3), np.uint8))
+    with pytest.raises(TypeError, match="slice or an index array"):
+        raw.read_into(3, np.empty((1, 8, 8, 3), np.uint8))
+
+
+def test_pipeline_reads_into_out_and_transforms_run_on_it(h5_file):
+    images, labels = HDF5Matrix(h5_file, "images"), HDF5Matrix(h5_file, "labels")
+    p = Pipeline((images, labels), batch_size=8, shuffle=True, seed=3)
+    expected = p.get_batch(2, 1)
+    out = (np.empty((8, 8, 8, 3), np.uint8), np.empty(8, np.int64))
+    got = p.get_batch(2, 1, out=out)
+    assert got[0] is out[0] and got[1] is out[1]
+    assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+    doubled = p | (lambda batch: (batch[0] * 2, batch[1]))
+    got = doubled.get_batch(2, 1, out=(np.empty_like(out[0]), np.empty_like(out[1])))
+    assert np.array_equal(got[0], expected[0] * 2)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_enqueuer_reads_hdf5_straight_into_shared_memory(tmp_path, shuffle):
+    # 128 KiB per batch: large enough for the read-direct path.
+    path = tmp_path / "big.h5"
+    data = np.random.default_rng(0).integers(0, 255, (60, 64, 64, 4), dtype=np.uint8)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=data, chunks=(4, 64, 64, 4))
+        f.create_dataset("y", data=np.arange(60))
+    p = Pipeline(
+        {"x": HDF5Matrix(path, "x"), "y": HDF5Matrix(path, "y")},
+        batch_size=8,
+        shuffle=shuffle,
+        seed=5,
+    )
+    assert plan_direct_read(p, 0).nbytes >= 8 * 64 * 64 * 4  # workers take the direct path
+    with OrderedEnqueuer(p, use_multiprocessing=True) as enqueuer:
+        enqueuer.start(workers=2, max_queue_size=3)
+        got = list(enqueuer.iter_epoch())
+    ids = np.concatenate([batch["y"] for batch in got])
+    assert sorted(ids.tolist()) == list(range(60))  # every sample exactly once
+    for index, batch in enumerate(got):
+        assert np.array_equal(batch["x"], data[batch["y"]])
+        assert np.array_equal(batch["y"], p.get_batch(index, 0)["y"])
+        base = batch["x"]
+        while isinstance(base, np.ndarray | memoryview):
+            base = base.base if isinstance(base, np.ndarray) else base.obj
+        assert isinstance(base, mmap.mmap)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"chunks": None},  # contiguous: one byte range
+        {"chunks": (7, 6, 5)},  # whole-row chunks, the last one partial
+        {"chunks": (7, 3, 5)},  # chunks that cut rows: h5py reads them
+        {"chunks": (7, 6, 5), "compression": "gzip"},  # filtered: h5py decodes
+    ],
+)
+def test_raw_row_reads_match_h5py_for_every_layout(tmp_path, layout):
+    from sources.hdf5_raw import RawRows
+
+    path = tmp_path / "layouts.h5"
+    data = np.random.default_rng(2).random((40, 6, 5)).astype("float32")
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=data, **layout)
+        f.create_dataset("sparse", shape=(40, 6, 5), dtype="float32", chunks=(8, 6, 5))
+        f["sparse"][8:16] = 1.0  # the other chunks are never allocated: fill value 0
+    x = HDF5Matrix(path, "x", start=3)
+    plain = "compression" not in layout and layout["chunks"] in (None, (7, 6, 5))
+    assert (RawRows.open(str(path), x.data) is not None) == plain
+    for key in (slice(0, 37), slice(5, 19), [30, 2, 2, 11], slice(33, 36)):
+        np.testing.assert_array_equal(x[key], data[3:][key])
+        out = np.empty_like(data[3:][key])
+        np.testing.assert_array_equal(x.read_into(key, out), data[3:][key])
+    sparse = HDF5Matrix(path, "sparse")
+    assert sparse[4:20][:, 0, 0].tolist() == [0.0] * 4 + [1.0] * 8 + [0.0] * 4

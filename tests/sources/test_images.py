@@ -82,3 +82,114 @@ def test_images_feed_a_pipeline_and_wrong_length_labels_fail(tree):
         Pipeline((images, labels[:4]))
     loaded = Pipeline.from_json(p.to_json(external_sources=True), sources={"1": labels})
     np.testing.assert_array_equal(loaded[0][0], p[0][0])
+
+
+def photo(height=120, width=160):
+    """A smooth RGB picture (JPEG-friendly), uint8."""
+    yy, xx = np.mgrid[:height, :width]
+    return np.stack([xx * 255 // width, yy * 255 // height, (xx + yy) % 256], -1).astype(np.uint8)
+
+
+def jpeg_bytes(image, **save_args):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=95, **save_args)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_exif_transpose(tmp_path, orientation):
+    from PIL import Image, ImageOps
+
+    exif = Image.Exif()
+    exif[274] = orientation
+    path = tmp_path / f"o{orientation}.jpg"
+    path.write_bytes(jpeg_bytes(photo(), exif=exif))
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    np.testing.assert_array_equal(ImageFiles([path])[0], upright)
+    # output_shape is the displayed shape; the resize matches resizing the upright image.
+    resized = ImageFiles([path], output_shape=(30, 20))[0]
+    expected = np.asarray(Image.fromarray(upright).resize((20, 30), Image.Resampling.BOX))
+    assert resized.shape == (30, 20, 3)
+    assert np.abs(resized.astype(int) - expected).mean() < 4
+
+
+def test_formats_and_modes_become_rgb(tmp_path):
+    from PIL import Image
+
+    rgb = photo(40, 48)
+    gray = rgb[..., 0]
+    Image.fromarray(rgb).save(tmp_path / "a.bmp")
+    Image.fromarray(rgb).save(tmp_path / "b.tif")
+    Image.fromarray(rgb).save(tmp_path / "c.webp", lossless=True)
+    Image.fromarray(rgb).convert("P").save(tmp_path / "d.gif")
+    Image.fromarray(gray).save(tmp_path / "e.jpg", quality=95)
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "f.jpg", quality=95)
+    Image.fromarray(np.dstack([rgb, gray])).save(tmp_path / "g.png")
+    Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "h.png")
+    names = ["a.bmp", "b.tif", "c.webp", "d.gif", "e.jpg", "f.jpg", "g.png"]
+    images = ImageFiles([tmp_path / n for n in names])
+    batch = images[:]
+    assert batch.shape == (7, 40, 48, 3) and batch.dtype == np.uint8
+    for name, image in zip(names, batch, strict=True):
+        expected = np.asarray(Image.open(tmp_path / name).convert("RGB"))
+        np.testing.assert_array_equal(image, expected, err_msg=name)
+    assert np.array_equal(batch[4][..., 0], batch[4][..., 2])  # grayscale JPEG: R == B
+    sixteen = ImageFiles([tmp_path / "h.png"])[0]
+    assert sixteen.dtype == np.uint16 and sixteen.shape == (40, 48, 3)
+    np.testing.assert_array_equal(sixteen[..., 1], gray.astype(np.uint16) * 257)
+
+
+def test_file_pillow_cannot_identify_is_read_by_imageio(tmp_path):
+    import tifffile
+
+    values = np.random.default_rng(0).random((20, 30, 3)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "float.tif", values, photometric="rgb")
+    image = ImageFiles([tmp_path / "float.tif"])[0]
+    assert image.dtype == np.float32
+    np.testing.assert_array_equal(image, values)
+
+
+def test_corrupt_or_truncated_jpeg_names_the_file(tmp_path):
+    data = jpeg_bytes(photo())
+    (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    corrupt = bytearray(data)
+    corrupt[200:600] = b"\xff" * 400
+    (tmp_path / "corrupt.jpg").write_bytes(bytes(corrupt))
+    for name in ["truncated.jpg", "corrupt.jpg"]:
+        for shape in [None, (32, 32)]:
+            with pytest.raises(ValueError, match=rf"cannot read image .*{name}"):
+                ImageFiles([tmp_path / name], output_shape=shape)[0]
+
+
+def test_dct_scaling_only_when_target_is_at_most_half():
+    from sources._decode import _dct_scale, decode_image
+
+    assert _dct_scale((640, 480), (224, 224)) == 2
+    assert _dct_scale((640, 480), (100, 100)) == 4
+    assert _dct_scale((640, 480), (60, 60)) == 8
+    assert _dct_scale((447, 600), (224, 224)) == 1
+    data = jpeg_bytes(photo(480, 640))
+    reduced = decode_image(data, "x.jpg", (112, 150)).astype(int)
+    full = decode_image(data, "x.jpg")
+    from transforms._resize_kernels import resize_image
+
+    assert np.abs(reduced - resize_image(full, (112, 150))).mean() < 2
+
+
+@pytest.mark.timeout(60)
+def test_reading_jpegs_does_not_import_scipy(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "x.jpg").write_bytes(jpeg_bytes(photo()))
+    code = (
+        "import sys; from sources import ImageFiles; "
+        f"ImageFiles([{str(tmp_path / 'x.jpg')!r}], output_shape=(32, 32))[[0, 0]]; "
+        "print('scipy' in sys.modules, 'skimage' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

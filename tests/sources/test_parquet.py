@@ -4,6 +4,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline import Pipeline
 from sources import ParquetSource
@@ -85,8 +87,10 @@ def test_bad_paths(tmp_path):
 def test_pickles_without_handles_and_feeds_a_pipeline(parquet_dir):
     src = ParquetSource(parquet_dir, columns=["image", "id"])
     src[0]
-    clone = pickle.loads(pickle.dumps(src))
-    assert clone._handles == {} and clone[[5]]["id"].tolist() == [5]
+    blob = pickle.dumps(src)
+    clone = pickle.loads(blob)
+    assert not clone._cache and clone._pool is None and clone[[5]]["id"].tolist() == [5]
+    assert clone._metadata[0].num_row_groups == 4  # footers travel; workers do not re-read them
     p = Pipeline(
         (ParquetSource(parquet_dir, "image"), ParquetSource(parquet_dir, "label")),
         batch_size=16,
@@ -99,3 +103,79 @@ def test_pickles_without_handles_and_feeds_a_pipeline(parquet_dir):
     for (x1, y1), (x2, y2) in zip(p, loaded, strict=True):
         np.testing.assert_array_equal(x1, x2)
         np.testing.assert_array_equal(y1, y2)
+
+
+def test_in_order_reads_decode_ahead_and_give_the_same_rows(parquet_dir):
+    src = ParquetSource(parquet_dir, columns=["id", "image"])
+    batches = [src[lo : lo + 5] for lo in range(0, 80, 5)]
+    assert np.concatenate([b["id"] for b in batches]).tolist() == list(range(80))
+    assert src._pool is not None  # sequential slices started the decoding threads
+    for b in batches:
+        assert b["image"].flags.owndata and b["image"].flags.writeable
+    shuffled = Pipeline(ParquetSource(parquet_dir, "id"), batch_size=7, shuffle="batch", seed=1)
+    assert sorted(np.concatenate(list(shuffled)).tolist()) == list(range(80))
+
+
+def test_columns_of_many_chunks_and_zero_copy_decoding(tmp_path):
+    chunks = [_table(0, 10), _table(10, 7), _table(17, 13)]
+    table = pa.concat_tables(chunks)  # one row group whose columns have three chunks
+    pq.write_table(table, tmp_path / "t.parquet", row_group_size=1000)
+    src = ParquetSource(tmp_path / "t.parquet", cache_bytes=1)
+    decoded = src._decoded([0])[0]
+    image = decoded["image"][0][1]
+    assert image.shape[1:] == (2, 3) and not image.flags.owndata  # a view of Arrow's buffer
+    assert src[[29, 0, 12, 12]]["id"].tolist() == [29, 0, 12, 12]
+    sliced = pa.FixedSizeListArray.from_arrays(pa.array(np.arange(12.0)), 3).slice(1, 2)
+    from sources.parquet import _to_numpy
+
+    assert _to_numpy(sliced).tolist() == [[3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]
+
+
+@pytest.mark.timeout(30)
+def test_a_forked_copy_reads_with_its_own_threads_and_handles(parquet_dir):
+    import multiprocessing
+
+    src = ParquetSource(parquet_dir, columns="id")
+    src[0:10], src[10:20]  # threads and handles exist in this process
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.apply(_read_all, (src,))
+    assert got == list(range(80))
+
+
+def _read_all(src):
+    return np.concatenate([src[lo : lo + 16] for lo in range(0, 80, 16)]).tolist()
+
+
+def test_file_uris_and_local_filesystem_objects(parquet_dir):
+    import pyarrow.fs as pafs
+
+    by_uri = ParquetSource(f"file://{parquet_dir}", columns="id")
+    assert by_uri[45:55].tolist() == list(range(45, 55))
+    assert ParquetSource(**by_uri.get_config())[[79]].tolist() == [79]
+    by_object = ParquetSource(str(parquet_dir), "id", filesystem=pafs.LocalFileSystem())
+    assert by_object[[3, 60]].tolist() == [3, 60]
+    with pytest.raises(ValueError, match="LocalFileSystem object cannot be saved"):
+        by_object.get_config()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    batch_size=st.integers(1, 40),
+    shuffle=st.sampled_from([False, True, "batch"]),
+    seed=st.integers(0, 2**16),
+    cache_bytes=st.sampled_from([1, 2**20]),
+)
+def test_every_row_once_per_epoch_whatever_the_order_and_cache(
+    parquet_dir, batch_size, shuffle, seed, cache_bytes
+):
+    src = ParquetSource(parquet_dir, columns=["id", "image"], cache_bytes=cache_bytes)
+    seq = Pipeline(src, batch_size=batch_size, shuffle=shuffle, seed=seed)
+    for epoch in range(2):
+        seq.set_epoch(epoch)
+        batches = [seq[i] for i in range(len(seq))]
+        ids = np.concatenate([b["id"] for b in batches])
+        assert sorted(ids.tolist()) == list(range(80))
+        images = np.concatenate([b["image"] for b in batches])
+        np.testing.assert_array_equal(images[:, 1, 2], ids.astype(np.float32))

@@ -1,0 +1,164 @@
+"""`Backup`: the state of a training job in progress, saved atomically every N steps.
+
+NOTE [ Exactly-once resume ]
+A backup holds everything that decides the rest of the job: the model's weights, the
+optimizer's variables (its iteration count and, under ``mixed_float16``, the loss
+scale), the epoch and the next step to train, and the running loss and metric totals
+of that epoch. The pipeline position is the epoch and step themselves: the epoch plan
+is a pure function of ``(seed, epoch)``, so a restarted `fit` hands the enqueuer
+``initial_state = {epoch, next_index: step}`` and the first batch it reads is the
+next one never trained on; skipped batches are not read. Only the chief worker writes
+(weights are identical on every worker, and metric and loss totals are read summed
+across workers); every worker reads the same file, so all resume from the same step.
+The file is written under a temporary name, flushed, then renamed, so a crash leaves
+the previous backup or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+_FILE = "seqpipe-backup.npz"
+
+
+def model_identity(model: Any) -> str:
+    """A short hash of the model's architecture: its layer classes, its weights' shapes
+    and dtypes, and its optimizer's class (not names: Keras numbers them per process)."""
+    described: list[Any] = [type(layer).__name__ for layer in model.layers]
+    described += [(tuple(w.shape), str(w.dtype)) for w in model.weights]
+    described.append(type(model.optimizer).__name__)
+    return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A job's state as saved: where it stopped and everything needed to go on.
+
+    Attributes:
+        epoch: the epoch in progress.
+        step: the next step of that epoch to train (``len(seq)``: all were trained).
+        loss_sum: the epoch's summed weighted loss so far, over all replicas.
+        count: the real samples it was summed over.
+        weights: the model's weights.
+        optimizer: the optimizer's variables (the loss scale included).
+        metrics: the metric state variables, summed over replicas and workers.
+    """
+
+    epoch: int
+    step: int
+    loss_sum: float
+    count: float
+    weights: list[np.ndarray]
+    optimizer: list[np.ndarray]
+    metrics: list[np.ndarray]
+
+
+class Backup:
+    """Saves and restores a training job in ``backup_dir``.
+
+    Args:
+        backup_dir: a directory every worker can read (created if missing).
+        every: save after every ``every`` training steps.
+        identity: what the backup belongs to, e.g. ``{"model": ..., "pipeline": ...,
+            "replicas": ...}``; a backup with other values is refused.
+        chief: whether this process writes (worker 0).
+
+    Raises:
+        ValueError: if ``backup_dir`` cannot be written, or ``every`` is not an int >= 1.
+
+    Example:
+        >>> backup = Backup(tmp_dir, 10, {"model": "ab12"})   # doctest: +SKIP
+        >>> backup.load() is None                             # doctest: +SKIP
+        True
+    """
+
+    def __init__(
+        self, backup_dir: str | os.PathLike, every: int, identity: dict[str, Any], chief: bool
+    ) -> None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"backup_every must be an int >= 1. Received: backup_every={every!r}")
+        self.dir = os.fspath(backup_dir)
+        self.every = every
+        self.identity = identity
+        self.chief = chief
+        self.path = os.path.join(self.dir, _FILE)
+        try:
+            os.makedirs(self.dir, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.dir):
+                pass
+        except OSError as error:
+            raise ValueError(
+                f"backup_dir={self.dir!r} is not a writable directory: {error}"
+            ) from error
+
+    def load(self) -> Saved | None:
+        """Returns the saved state, or ``None`` when there is no backup.
+
+        Raises:
+            ValueError: if the backup belongs to another model, pipeline or replica
+                count, naming what differs.
+        """
+        if not os.path.exists(self.path):
+            return None
+        with np.load(self.path) as data:
+            meta = json.loads(str(data["meta"]))
+            parts = {
+                name: [data[f"{name}_{i}"] for i in range(meta["counts"][name])]
+                for name in ("weights", "optimizer", "metrics")
+            }
+        saved = meta["identity"]
+        differs = [
+            f"{key} is {saved.get(key)!r} in the backup and {value!r} here"
+            for key, value in self.identity.items()
+            if saved.get(key) != value
+        ]
+        if differs:
+            raise ValueError(
+                f"the backup {self.path} belongs to another training job: "
+                f"{'; '.join(differs)}. Use another backup_dir, or delete it to start over"
+            )
+        position = {key: meta[key] for key in ("epoch", "step", "loss_sum", "count")}
+        return Saved(**position, **parts)
+
+    def due(self, steps_done: int) -> bool:
+        """Whether a backup is due after ``steps_done`` steps of this run."""
+        return steps_done % self.every == 0
+
+    def save(self, state: Saved) -> None:
+        """Writes ``state`` atomically (chief only); see NOTE [ Exactly-once resume ]."""
+        if not self.chief:
+            return
+        parts = {"weights": state.weights, "optimizer": state.optimizer, "metrics": state.metrics}
+        meta = {
+            "epoch": state.epoch,
+            "step": state.step,
+            "loss_sum": state.loss_sum,
+            "count": state.count,
+            "identity": self.identity,
+            "counts": {name: len(values) for name, values in parts.items()},
+        }
+        arrays = {"meta": np.array(json.dumps(meta))}
+        for name, values in parts.items():
+            arrays.update({f"{name}_{i}": np.asarray(v) for i, v in enumerate(values)})
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".backup-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def delete(self) -> None:
+        """Removes the backup (when ``fit`` ends, as Keras' ``delete_checkpoint=True``)."""
+        if self.chief and os.path.exists(self.path):
+            os.unlink(self.path)
