@@ -4,12 +4,35 @@ Each source has ``len`` and int/slice/index-array ``__getitem__``; ``source | t`
 ``t`` on every read. Depends only on numpy and the storage libraries.
 """
 
+import importlib
+
 from ._base import ArraySource, TransformedSource
-from .archives import UnsafeArchiveError, extract_archive
-from .download import get_file, hash_file
-from .hdf5 import HDF5Matrix
-from .images import ImageFiles
-from .parquet import ParquetSource
+
+# Each public name's module, imported on first use: a worker process unpickling an
+# `ImageFiles` should not pay for h5py, nor one reading HDF5 for pyarrow (a third of a
+# second at every worker start).
+_LAZY = {
+    "HDF5Matrix": ".hdf5",
+    "ImageFiles": ".images",
+    "ParquetSource": ".parquet",
+    "UnsafeArchiveError": ".archives",
+    "extract_archive": ".archives",
+    "get_file": ".download",
+    "hash_file": ".download",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "ArraySource",
