@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from sources._disk_cache import check_writable_dir
+
 _FILE = "seqpipe-backup.npz"
 
 
@@ -89,14 +91,7 @@ class Backup:
         self.identity = identity
         self.chief = chief
         self.path = os.path.join(self.dir, _FILE)
-        try:
-            os.makedirs(self.dir, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.dir):
-                pass
-        except OSError as error:
-            raise ValueError(
-                f"backup_dir={self.dir!r} is not a writable directory: {error}"
-            ) from error
+        check_writable_dir(self.dir, f"backup_dir={self.dir!r}")
 
     def load(self) -> Saved | None:
         """Returns the saved state, or ``None`` when there is no backup.

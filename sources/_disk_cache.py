@@ -24,6 +24,28 @@ from filelock import FileLock
 _LOCKS = "locks"
 
 
+def check_writable_dir(directory: str, label: str) -> None:
+    """Creates ``directory`` if needed and checks that a file can be written in it.
+
+    Args:
+        directory: the directory.
+        label: how the error names it, e.g. ``"cache_dir '/data'"``.
+
+    Raises:
+        ValueError: ``"<label> is not a writable directory: <reason>"``.
+
+    Example:
+        >>> import tempfile
+        >>> check_writable_dir(tempfile.gettempdir(), "cache_dir")
+    """
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise ValueError(f"{label} is not a writable directory: {error}") from error
+
+
 class DiskCache:
     """A directory of cached byte strings, bounded by ``max_bytes``, safe across processes.
 
@@ -51,14 +73,8 @@ class DiskCache:
             )
         self.directory = os.path.abspath(os.fspath(directory))
         self.max_bytes = max_bytes
-        try:
-            os.makedirs(os.path.join(self.directory, _LOCKS), exist_ok=True)
-            with tempfile.TemporaryFile(dir=self.directory):
-                pass
-        except OSError as error:
-            raise ValueError(
-                f"cache_dir {self.directory!r} is not a writable directory: {error}"
-            ) from None
+        check_writable_dir(self.directory, f"cache_dir {self.directory!r}")
+        os.makedirs(os.path.join(self.directory, _LOCKS), exist_ok=True)
 
     def _paths(self, key: Any) -> tuple[str, str]:
         digest = hashlib.sha256(repr(key).encode()).hexdigest()[:40]
