@@ -53,7 +53,7 @@ LOADERS = {
     "PyTorch DataLoader + PIL, 2 workers": "torch",
     "serial PIL loop": "serial",
     "seqpipe ImageFiles -> OrderedEnqueuer, 2 processes": "seqpipe",
-    "seqpipe kernels at tf.data's quality (anti_aliasing=False), 2 processes": "seqpipe-tfq",
+    "seqpipe ImageFiles(anti_aliasing=False), tf.data's quality, 2 processes": "seqpipe-tfq",
 }
 QUALITY = {
     "tf2": "decode_jpeg defaults, bilinear without anti-aliasing",
@@ -141,26 +141,6 @@ class _TorchImages:
         return torch.from_numpy(_pil_load(self.paths[i]).copy())
 
 
-class _UnsmoothedImages:
-    """An array-like source decoding with seqpipe's kernels, resizing without
-    anti-aliasing (the work ``tf.image.resize`` does by default)."""
-
-    def __init__(self, paths: list[str]) -> None:
-        self.paths = paths
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, key):
-        from sources._decode import decode_image
-
-        def load(path):
-            with open(path, "rb") as file:
-                return decode_image(file.read(), path, SIZE, anti_aliasing=False)
-
-        return np.stack([load(self.paths[i]) for i in np.arange(len(self))[key]])
-
-
 def _prepare(loader: str):
     """Imports the loader's library before the clock starts."""
     if loader.startswith("tf") or loader == "keras":
@@ -170,9 +150,10 @@ def _prepare(loader: str):
     elif loader == "torch":
         import torch.utils.data  # noqa: F401
     elif loader.startswith("seqpipe"):
-        import parallel  # noqa: F401
-        import pipeline  # noqa: F401
-        import sources  # noqa: F401
+        # The names the loader uses: the packages load their modules on first use.
+        from parallel import OrderedEnqueuer  # noqa: F401
+        from pipeline import Pipeline  # noqa: F401
+        from sources import ImageFiles  # noqa: F401
     else:
         import PIL.Image  # noqa: F401
 
@@ -217,9 +198,8 @@ def _epochs(loader: str, root: str, epochs: int):
         from pipeline import Pipeline
         from sources import ImageFiles
 
-        images, labels, _ = ImageFiles.from_directory(root, SIZE)
-        if loader == "seqpipe-tfq":
-            images = _UnsmoothedImages(images.paths)
+        smooth = loader != "seqpipe-tfq"
+        images, labels, _ = ImageFiles.from_directory(root, SIZE, anti_aliasing=smooth)
         seq = Pipeline((images, labels), batch_size=BATCH)
         enqueuer = OrderedEnqueuer(seq, use_multiprocessing=True)
         enqueuer.start(workers=PARALLELISM, max_queue_size=10)

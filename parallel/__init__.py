@@ -1,12 +1,33 @@
 """Running pipelines: the multiprocess `OrderedEnqueuer`, `MultiGPUTrainer` and
 `multi_gpu_model` (these two import TensorFlow when used, not when imported)."""
 
-from .enqueuer import OrderedEnqueuer
-from .errors import BatchTimeout, RemoteTraceback, WorkerCrashed
-from .multi_gpu import multi_gpu_model
-from .shm import SharedArrayPool
-from .strategy import multi_worker_strategy
-from .trainer import MultiGPUTrainer
+import importlib
+
+from .errors import BatchTimeout, RemoteTraceback, WorkerCrashed, WorkerStartFailed
+
+# Each public name's module, imported on first use: every enqueuer worker imports
+# `parallel.worker`, hence this package, and should not pay for the enqueuer, the
+# trainer and their imports (a tenth of a second at every worker start).
+_LAZY = {
+    "MultiGPUTrainer": ".trainer",
+    "OrderedEnqueuer": ".enqueuer",
+    "SharedArrayPool": ".shm",
+    "multi_gpu_model": ".multi_gpu",
+    "multi_worker_strategy": ".strategy",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "BatchTimeout",
@@ -15,6 +36,7 @@ __all__ = [
     "RemoteTraceback",
     "SharedArrayPool",
     "WorkerCrashed",
+    "WorkerStartFailed",
     "multi_gpu_model",
     "multi_worker_strategy",
 ]

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .messages import BatchFailed
+
 
 def batch_note(index: int, epoch: int) -> str:
     """The note added to an exception raised while computing a batch."""
@@ -23,6 +29,25 @@ class WorkerCrashed(RuntimeError):
             f"batch {index} killed {len(exitcodes)} worker processes (exit codes "
             f"{self.exitcodes}); giving up on it. Negative codes are signals: -9 is "
             f"SIGKILL (often the out-of-memory killer), -11 a segmentation fault"
+        )
+
+
+class WorkerStartFailed(RuntimeError):
+    """``max_retries`` worker processes in a row died before they could run a batch.
+
+    Attributes:
+        exitcodes: the exit codes of those workers.
+    """
+
+    def __init__(self, exitcodes: list[int | None], start_method: str) -> None:
+        self.exitcodes = list(exitcodes)
+        super().__init__(
+            f"{len(exitcodes)} worker processes in a row exited while starting (exit codes "
+            f"{self.exitcodes}), before running any batch; their error is printed above, "
+            f"on stderr. With start_method={start_method!r} each worker imports the main "
+            f"module again: a script that starts an enqueuer must do so under "
+            f"`if __name__ == '__main__':`, and the sequence must be importable in a new "
+            f"process"
         )
 
 
@@ -56,3 +81,20 @@ class BatchTimeout(TimeoutError):
             f"recomputed); giving up on it. Its __getitem__ may hang (a deadlock, a stuck "
             f"read) or need a larger batch_timeout"
         )
+
+
+def remote_error(failure: BatchFailed) -> BaseException:
+    """Rebuilds a worker's exception, naming the batch and chaining its traceback."""
+    note = f"{batch_note(failure.index, failure.epoch)} (worker process)"
+    error: BaseException | None = None
+    if failure.error is not None:
+        try:
+            error = pickle.loads(failure.error)
+        except Exception:
+            error = None
+    if error is None:
+        error = RuntimeError(f"{failure.error_type}: {failure.message} ({note})")
+    elif hasattr(error, "add_note"):
+        error.add_note(note)
+    error.__cause__ = RemoteTraceback(failure.traceback)
+    return error

@@ -47,7 +47,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import BatchTimeout, RemoteTraceback, WorkerCrashed, batch_note
+from .errors import WorkerStartFailed, remote_error
+from .failures import FailureLedger
 from .messages import BatchFailed, NeedSpace, NewEpoch, Shutdown, SmallBatch, SpaceGrant, Task
 from .shm import NoSpace, SharedArrayPool, decode_small
 from .worker import Progress, run_worker
@@ -57,23 +58,6 @@ _POLL_SECONDS = 0.5
 # With batch_timeout=None a batch computing this long gets a warning (tests shorten it).
 _HANG_WARNING_SECONDS = 60.0
 _DEFAULT_SHUTDOWN_SECONDS = 5.0
-
-
-def remote_error(failure: BatchFailed) -> BaseException:
-    """Rebuilds a worker's exception, naming the batch and chaining its traceback."""
-    note = f"{batch_note(failure.index, failure.epoch)} (worker process)"
-    error: BaseException | None = None
-    if failure.error is not None:
-        try:
-            error = pickle.loads(failure.error)
-        except Exception:
-            error = None
-    if error is None:
-        error = RuntimeError(f"{failure.error_type}: {failure.message} ({note})")
-    elif hasattr(error, "add_note"):
-        error.add_note(note)
-    error.__cause__ = RemoteTraceback(failure.traceback)
-    return error
 
 
 class Ticket:
@@ -146,7 +130,6 @@ class ProcessPool:
         if method == "forkserver":
             self._ctx.set_forkserver_preload(["parallel.worker"])
         self._num_workers = num_workers
-        self._max_retries = max_retries
         self._max_free_segments = max_free_segments
         self._per_worker = max(1, tasks_per_worker)
         self._low = max(1, self._per_worker // 2)
@@ -167,8 +150,7 @@ class ProcessPool:
         self._hungry = True
         self._delivered = False
         self._failure: BaseException | None = None
-        self._kills: dict[Task, list[int | None]] = {}
-        self._timeouts: dict[Task, list[int | None]] = {}
+        self._failures = FailureLedger(max_retries, method, batch_timeout)
         self._workers: list[_Worker] = []
         self._epoch_messages: list[NewEpoch] = []
         self._warned_no_space = False
@@ -211,6 +193,8 @@ class ProcessPool:
             entry = self._results.pop(key, None)
             if entry is None:
                 if not self._thread.is_alive():
+                    if isinstance(self._failure, WorkerStartFailed):
+                        raise self._failure
                     raise RuntimeError("the worker pool is shut down") from self._failure
                 # A stale release only makes this loop look once more.
                 self._signal.acquire(timeout=_POLL_SECONDS)
@@ -296,7 +280,7 @@ class ProcessPool:
     def _spawn(self) -> _Worker:
         position = self._positions.pop()
         progress = Progress(self._slots, position)
-        progress.end()
+        progress.expect_boot()
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=run_worker,
@@ -379,9 +363,7 @@ class ProcessPool:
             worker.tasks.popleft()
         else:
             worker.tasks = deque(t for t in worker.tasks if t != key)
-        if self._kills or self._timeouts:
-            self._kills.pop(key, None)
-            self._timeouts.pop(key, None)
+        self._failures.succeeded(key)
         if kind is SmallBatch:
             self._deliver(key, True, decode_small(message.encoded))
             return
@@ -479,18 +461,13 @@ class ProcessPool:
         current = worker.progress.current()
         self._positions.append(worker.position)
         tasks = list(worker.tasks)
+        self._failures.started(worker.progress.booted(), worker.process.exitcode)
         culprit = worker.timed_out or (current[0] if current else None)
         if culprit in tasks:
-            counts = self._timeouts if worker.timed_out else self._kills
-            codes = counts.setdefault(culprit, [])
-            codes.append(worker.process.exitcode)
-            if len(codes) >= self._max_retries:
+            exitcode = worker.process.exitcode
+            error = self._failures.charge(culprit, exitcode, worker.timed_out is not None)
+            if error is not None:
                 tasks.remove(culprit)
-                counts.pop(culprit)
-                if worker.timed_out:
-                    error: Exception = BatchTimeout(culprit.index, self._batch_timeout, codes)
-                else:
-                    error = WorkerCrashed(culprit.index, codes)
                 self._deliver(culprit, False, error)
         self._pending.extendleft(reversed(tasks))
         if not self._stopping:

@@ -71,6 +71,18 @@ class Progress:
     def end(self) -> None:
         self._slots[self._base + self.BUSY] = 0.0
 
+    def expect_boot(self) -> None:
+        """Marks the slot idle and not yet booted (the parent, before starting a worker)."""
+        self._slots[self._base : self._base + self.SIZE] = (0.0, 0.0, -1.0, 0.0)
+
+    def boot(self) -> None:
+        """Marks the worker as running its loop (the worker, first thing)."""
+        self._slots[self._base + self.STARTED] = 0.0
+
+    def booted(self) -> bool:
+        """Whether the worker reached its loop: one that died before did not fail a batch."""
+        return bool(self._slots[self._base + self.STARTED] >= 0.0)
+
     def current(self) -> tuple[Task, float] | None:
         """``(task, started)`` of the task being computed, or ``None`` when idle."""
         base = self._base
@@ -146,14 +158,15 @@ class _Worker:
         self.outbox.append(NeedSpace(task.epoch, task.index, nbytes))
 
     def ask_ahead(self) -> None:
-        # The next task's segment is granted while this one is read (read-direct only:
-        # other batches' sizes are known only once computed).
+        # Segments for every task received are granted while this one is read
+        # (read-direct only: other batches' sizes are known only once computed).
         for message in self.inbox:
-            if isinstance(message, Task) and message not in self.asked:
+            if not isinstance(message, Task):
+                return  # a new epoch: its batches may differ in size
+            if message not in self.asked:
                 direct = self.plan(message)
                 if direct is not None:
                     self.ask(message, direct.nbytes)
-            return
 
     def grant(self, task: Task, nbytes: int) -> SpaceGrant | None:
         """Waits for a segment for ``task``; ``None`` when a `Shutdown` arrived."""
@@ -252,7 +265,9 @@ def run_worker(conn: Connection, max_mapped: int, shm_dir: str, slots: Any, posi
     # Ctrl-C reaches the whole process group; the parent owns shutdown.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
-    worker = _Worker(conn, SegmentWriter(max_mapped, shm_dir), Progress(slots, position))
+    progress = Progress(slots, position)
+    progress.boot()
+    worker = _Worker(conn, SegmentWriter(max_mapped, shm_dir), progress)
     try:
         worker.run()
     except (EOFError, BrokenPipeError, ConnectionResetError):

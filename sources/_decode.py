@@ -1,14 +1,16 @@
 """Encoded image bytes -> upright ``(h, w, 3)`` arrays: OpenCV for JPEG, Pillow for the rest.
 
 NOTE [ Image decoding path ]
-Pillow reads every file's header (format, size, EXIF orientation) without decoding.
-
-- JPEG in RGB or grayscale is decoded by OpenCV's ``imdecode`` (libjpeg-turbo, accurate
-  integer DCT, fancy upsampling: the same pixels as Pillow, about 1.5x faster than
-  Pillow's decode-and-unpack here). DCT-domain down-scaling: when ``output_shape`` is at
-  most half the image on both axes, libjpeg-turbo decodes at 1/2, 1/4 or 1/8 scale,
-  the smallest that is still at least ``output_shape`` (Pillow's ``draft`` rule);
-  the resize then finishes the job. A corrupt or truncated JPEG raises ``ValueError``.
+- An 8-bit JPEG in RGB or grayscale is decoded by OpenCV's ``imdecode`` (libjpeg-turbo,
+  accurate integer DCT, fancy upsampling: the same pixels as Pillow, about 1.5x faster
+  than Pillow's decode-and-unpack here), which also applies the EXIF orientation. Its
+  size comes from a scan of the JPEG markers (`jpeg_header`), not from Pillow, whose
+  header parse in Python cost 13 % of decoding and resizing a 450-px photo.
+  DCT-domain down-scaling: when ``output_shape`` is at most half the image, in either
+  orientation (the EXIF tag is read by the decoder, after the scale is chosen),
+  libjpeg-turbo decodes at 1/2, 1/4 or 1/8 scale, the smallest that is still at least
+  ``output_shape`` (Pillow's ``draft`` rule); the resize then finishes the job. A
+  corrupt or truncated JPEG raises ``ValueError``.
 - Everything else (PNG, BMP, GIF's first frame, TIFF, WebP, CMYK JPEG, ...) is decoded
   by Pillow: 8-bit modes (grayscale, palette, RGBA, CMYK, ...) become RGB through
   ``Image.convert("RGB")`` (alpha is dropped, not composited); 16-bit and float images
@@ -16,8 +18,9 @@ Pillow reads every file's header (format, size, EXIF orientation) without decodi
 - Files Pillow cannot identify (multi-channel float TIFFs, say) are read by imageio,
   scikit-image's reader.
 - EXIF orientation (tag 274, values 2-8) is applied exactly as
-  ``PIL.ImageOps.exif_transpose`` applies it (the tests compare all eight), after the
-  resize, so ``output_shape`` is the shape as displayed.
+  ``PIL.ImageOps.exif_transpose`` applies it (the tests compare all eight), by OpenCV
+  for JPEGs and after the resize for Pillow's images, so ``output_shape`` is the shape
+  as displayed.
 
 Nothing here imports scipy or scikit-image for a JPEG, so worker processes start in the
 time OpenCV and Pillow take to import.
@@ -27,11 +30,14 @@ from __future__ import annotations
 
 import io
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from transforms._resize_kernels import opencv, resize_image
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # EXIF orientation -> the view of the stored pixels that displays them upright; the
 # transpositions of PIL.ImageOps.exif_transpose (FLIP_LEFT_RIGHT, ROTATE_180, ...).
@@ -77,9 +83,60 @@ def _dct_scale(stored_size: tuple[int, int], stored_shape: tuple[int, int]) -> i
     return next((s for s in _DCT_SCALES if width >= s * out_width and height >= s * out_height), 1)
 
 
+# Start-of-frame markers (baseline, progressive, lossless, arithmetic); not DHT (C4),
+# JPG (C8) or DAC (CC), which share the range.
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_START_OF_SCAN = 0xDA
+
+
+def jpeg_header(data: bytes) -> tuple[int, int, int, int] | None:
+    """``(precision, height, width, components)`` of a JPEG's frame, or ``None``.
+
+    ``None`` for bytes that do not start like a JPEG or whose markers end (or reach the
+    image data) before a start-of-frame segment: Pillow then reads the file and names
+    what is wrong with it.
+
+    Example:
+        >>> buffer = io.BytesIO()
+        >>> from PIL import Image
+        >>> Image.new("RGB", (40, 30)).save(buffer, "JPEG")
+        >>> jpeg_header(buffer.getvalue())
+        (8, 30, 40, 3)
+    """
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+            continue
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            position += 2
+            continue
+        if marker == _START_OF_SCAN:
+            return None
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker in _SOF_MARKERS:
+            frame = data[position + 4 : position + 10]
+            if len(frame) < 6:
+                return None
+            return (
+                frame[0],
+                int.from_bytes(frame[1:3], "big"),
+                int.from_bytes(frame[3:5], "big"),
+                frame[5],
+            )
+        position += 2 + length
+    return None
+
+
 def _decode_jpeg(data: bytes, scale: int) -> np.ndarray:
+    # OpenCV applies the EXIF orientation (IMREAD_IGNORE_ORIENTATION is not set).
     cv2 = opencv()
-    flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+    flags = cv2.IMREAD_COLOR_RGB
     # IMREAD_REDUCED_GRAYSCALE_n holds only the scale bit (its COLOR twin also sets BGR).
     flags |= {
         1: 0,
@@ -112,6 +169,21 @@ def _decode(
     order: int,
     anti_aliasing: bool,
 ) -> np.ndarray:
+    header = jpeg_header(data)
+    if header is not None and header[0] == 8 and header[3] in (1, 3):
+        _, height, width, _ = header
+        scale = 1
+        if output_shape is not None:
+            # Valid in either orientation: OpenCV reads the EXIF tag while decoding.
+            size = (width, height)
+            scale = min(_dct_scale(size, output_shape), _dct_scale(size, output_shape[::-1]))
+        array = _decode_jpeg(data, scale)
+        if output_shape is None:
+            return array
+        return resize_image(array, output_shape, order, anti_aliasing)
+    # Imported here, not at the top: a worker decoding only JPEGs never needs Pillow.
+    from PIL import Image
+
     image = Image.open(io.BytesIO(data))  # reads the header only
     orientation = image.getexif().get(_ORIENTATION_TAG, 1)
     # Shapes as stored in the file: a quarter turn swaps height and width.
@@ -121,10 +193,7 @@ def _decode(
     scale = 1
     if stored_shape is not None and image.format == "JPEG":
         scale = _dct_scale(image.size, stored_shape)
-    if image.format == "JPEG" and image.mode in ("RGB", "L"):
-        array = _decode_jpeg(data, scale)
-    else:
-        array = _decode_with_pillow(image, name, scale)
+    array = _decode_with_pillow(image, name, scale)
     if stored_shape is not None:
         array = resize_image(array, stored_shape, order, anti_aliasing)
     if orientation in _UPRIGHT:
@@ -160,6 +229,7 @@ def decode_image(
 
     Example:
         >>> buffer = io.BytesIO()
+        >>> from PIL import Image
         >>> Image.new("L", (40, 30), 9).save(buffer, "JPEG")
         >>> decode_image(buffer.getvalue(), "gray.jpg", (15, 20)).shape
         (15, 20, 3)
@@ -168,6 +238,8 @@ def decode_image(
         return _decode(data, name, output_shape, order, anti_aliasing)
     except _DECODE_ERRORS as error:
         failure = error
+    from PIL import UnidentifiedImageError
+
     if isinstance(failure, UnidentifiedImageError):
         try:
             import imageio.v3 as iio  # scikit-image's reader: imported for exotic files only

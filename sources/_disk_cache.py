@@ -19,8 +19,6 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-from filelock import FileLock
-
 _LOCKS = "locks"
 
 
@@ -107,6 +105,10 @@ class DiskCache:
         data = self._read(path)
         if data is not None:
             return data
+        # Imported here: an `ImageFiles` over local files carries no cache, and its
+        # workers should not pay for filelock at start.
+        from filelock import FileLock
+
         with FileLock(lock):
             data = self._read(path)
             if data is not None:

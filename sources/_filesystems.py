@@ -27,12 +27,15 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import pyarrow as pa
-import pyarrow.fs as pafs
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._disk_cache import DiskCache
+
+if TYPE_CHECKING:
+    # pyarrow is imported where it is used: local image files are read with open(),
+    # and a worker that unpickles an `ImageFiles` should not pay 0.1 s for pyarrow.
+    import pyarrow as pa
+    import pyarrow.fs as pafs
 
 T = TypeVar("T")
 
@@ -94,6 +97,8 @@ class Location:
     def is_local(self) -> bool:
         """True when the files are on the local disk (read natively, never cached)."""
         if self.filesystem is not None:
+            import pyarrow.fs as pafs
+
             return isinstance(self.filesystem, pafs.LocalFileSystem)
         return self.uri is None or self.uri.startswith("file://")
 
@@ -101,6 +106,8 @@ class Location:
         """This process's filesystem handle (opened on first use after fork/spawn)."""
         opened = self.__dict__.get("_opened")
         if opened is None or opened[0] != os.getpid():
+            import pyarrow.fs as pafs
+
             if self.filesystem is not None:
                 # A copy per process: pyarrow rebuilds it from its options, with a new
                 # client (NOTE [ Remote files in worker processes ]).
@@ -174,6 +181,8 @@ def resolve(path: str | os.PathLike, filesystem: pafs.FileSystem | None) -> tupl
         raise TypeError(f"expected a path or URI string. Received: {path!r}")
     path = os.fspath(path)
     if filesystem is not None:
+        import pyarrow.fs as pafs
+
         if not isinstance(filesystem, pafs.FileSystem):
             raise TypeError(
                 f"filesystem must be a pyarrow.fs.FileSystem (wrap fsspec filesystems in "
@@ -194,6 +203,9 @@ def resolve(path: str | os.PathLike, filesystem: pafs.FileSystem | None) -> tupl
             f"unknown URI scheme {scheme!r} in {redact(path)!r}; expected one of "
             f"{', '.join(s + '://' for s in SCHEMES)} or a local path"
         )
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
     try:
         inner = pafs.FileSystem.from_uri(path)[1]
     except (pa.ArrowInvalid, ValueError) as error:
@@ -326,6 +338,8 @@ class FileStore:
         """The names (URIs) of the files of ``paths`` that do not exist."""
         if self.location.uri is None and self.location.filesystem is None:
             return [p for p in paths if not os.path.isfile(p)]
+        import pyarrow.fs as pafs
+
         infos = self.call(lambda fs: fs.get_file_info(paths), paths[0]) if paths else []
         return [self.uri(i.path) for i in infos if i.type != pafs.FileType.File]
 
@@ -335,6 +349,8 @@ class FileStore:
         Raises:
             FileNotFoundError: if ``root`` is missing (or an empty prefix).
         """
+        import pyarrow.fs as pafs
+
         selector = pafs.FileSelector(root.rstrip("/") or "/", recursive=recursive)
         infos = self.call(lambda fs: fs.get_file_info(selector), root)
         return sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path)

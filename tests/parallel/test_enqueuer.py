@@ -37,9 +37,12 @@ def _alive(pid):
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # A zombie is dead for our purposes.
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(")")[-1].split()[0] != "Z"
+    # A zombie is dead for our purposes; so is one reaped since the kill(0).
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def _wait_until(predicate, seconds=10.0):
@@ -314,6 +317,32 @@ def test_safe_with_tensorflow_imported_in_the_parent():
     assert ok == "True" and len(pids) == 2
     assert not any(_alive(int(p)) for p in pids)
     assert leftover_segments(prefix) == []
+
+
+_UNGUARDED_SCRIPT = """
+import sys
+sys.path.insert(0, {root!r})
+import numpy as np
+from parallel import OrderedEnqueuer
+from pipeline import Pipeline
+
+enqueuer = OrderedEnqueuer(Pipeline(np.zeros((8, 2)), batch_size=4), use_multiprocessing=True)
+enqueuer.start(workers=2)
+print(sum(1 for _ in enqueuer.iter_epoch()))
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_script_without_a_main_guard_fails_with_the_fix_instead_of_respawning(tmp_path):
+    # forkserver re-runs the script in every worker, which dies while starting; before
+    # WorkerStartFailed the parent replaced such workers forever.
+    script = tmp_path / "unguarded.py"
+    script.write_text(_UNGUARDED_SCRIPT.format(root=ROOT))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=100)
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("parallel.errors.WorkerStartFailed: 3 worker processes in a row")
+    assert "if __name__ == '__main__':" in last
 
 
 @settings(max_examples=30, deadline=None)

@@ -193,3 +193,19 @@ def test_reading_jpegs_does_not_import_scipy(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_anti_aliasing_off_samples_like_tf_and_is_kept_in_the_config(tmp_path):
+    from transforms._resize_kernels import resize_image
+
+    path = tmp_path / "noise.png"  # fine texture, where the blur shows
+    imsave(path, np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8))
+    full = ImageFiles([path])[0]
+    sampled = ImageFiles([path], output_shape=(80, 100), anti_aliasing=False)
+    np.testing.assert_array_equal(sampled[0], resize_image(full, (80, 100), anti_aliasing=False))
+    smooth = ImageFiles([path], output_shape=(80, 100))[0]
+    np.testing.assert_array_equal(smooth, resize_image(full, (80, 100)))
+    assert not np.array_equal(smooth, sampled[0])
+    config = sampled.get_config()
+    assert config["anti_aliasing"] is False
+    np.testing.assert_array_equal(ImageFiles(**config)[0], sampled[0])
