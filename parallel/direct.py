@@ -6,6 +6,10 @@ a `Pipeline` without transforms whose sources know their row shape and dtype (nu
 arrays, `sources.HDF5Matrix`), the batch's arrays are known before anything is read:
 the worker asks for a segment first, lays the arrays out in it, and the sources read
 into them (h5py's ``read_direct``). One copy, the one from the file, instead of two.
+The parent plans the same layout when it submits the batch, and the dispatcher sends
+the segment together with the task, so the worker does not wait for a grant (0.36 ms
+a batch on 3 MB HDF5 batches before; asking remains the fallback: after a worker is
+replaced, or when there was no room).
 """
 
 from __future__ import annotations

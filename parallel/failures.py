@@ -1,9 +1,17 @@
-"""`FailureLedger`: which batch killed or overran how many workers, and when to give up."""
+"""Worker failures: which batch killed or overran how many workers (`FailureLedger`),
+and the watchdog that finds overrunning batches (`watch_overdue`)."""
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
 from .errors import BatchTimeout, WorkerCrashed, WorkerStartFailed
 from .messages import Task
+
+# With batch_timeout=None a batch computing this long gets a warning (tests shorten it).
+HANG_WARNING_SECONDS = 60.0
 
 
 class FailureLedger:
@@ -67,3 +75,36 @@ class FailureLedger:
         self._boot_failures.append(exitcode)
         if len(self._boot_failures) >= self._max_retries:
             raise WorkerStartFailed(self._boot_failures, self._start_method)
+
+
+def watch_overdue(workers: Iterable[Any], batch_timeout: float | None, now: float) -> None:
+    """Kills each worker whose batch has run past ``batch_timeout`` (its sentinel then
+    brings it to the pool's replacement), or, without a timeout, warns once about a
+    batch computing for longer than `HANG_WARNING_SECONDS`.
+
+    Args:
+        workers: the pool's workers (``progress``, ``process``, ``timed_out``,
+            ``warned``).
+        batch_timeout: seconds a batch may take, or ``None``.
+        now: ``time.monotonic()``.
+    """
+    for worker in workers:
+        current = worker.progress.current()
+        if current is None or worker.timed_out is not None:
+            continue
+        task, started = current
+        elapsed = now - started
+        if batch_timeout is not None:
+            if elapsed > batch_timeout:
+                worker.timed_out = task
+                worker.process.kill()
+        elif elapsed > HANG_WARNING_SECONDS and worker.warned != current:
+            worker.warned = current
+            warnings.warn(
+                f"batch {task.index} (epoch {task.epoch}) has been computing for "
+                f"{elapsed:.0f} s in worker process {worker.process.pid}; if "
+                f"__getitem__ hangs (a deadlock, a stuck read), pass "
+                f"batch_timeout= to the enqueuer to kill and recompute it",
+                RuntimeWarning,
+                stacklevel=3,
+            )

@@ -47,16 +47,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import failures
 from .errors import WorkerStartFailed, remote_error
-from .failures import FailureLedger
+from .failures import FailureLedger, watch_overdue
 from .messages import BatchFailed, NeedSpace, NewEpoch, Shutdown, SmallBatch, SpaceGrant, Task
 from .shm import NoSpace, SharedArrayPool, decode_small
 from .worker import Progress, run_worker
 
 _LIVE_POOLS: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
 _POLL_SECONDS = 0.5
-# With batch_timeout=None a batch computing this long gets a warning (tests shorten it).
-_HANG_WARNING_SECONDS = 60.0
 _DEFAULT_SHUTDOWN_SECONDS = 5.0
 
 
@@ -103,7 +102,7 @@ class ProcessPool:
             each worker): the enqueuer passes ``max_queue_size + workers``.
         tasks_per_worker: most tasks sent ahead to one worker.
         batch_timeout: seconds one batch may take before its worker is killed and the
-            batch recomputed; ``None`` only warns after `_HANG_WARNING_SECONDS`.
+            batch recomputed; ``None`` only warns after `failures.HANG_WARNING_SECONDS`.
 
     Raises:
         ValueError: for a bad worker count, start method or timeout.
@@ -141,6 +140,7 @@ class ProcessPool:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
         self._pending: deque[Task | NewEpoch] = deque()
+        self._sizes: dict[Task, int] = {}  # segment sizes to grant with tasks (`submit`)
         self._results: dict[tuple[int, int], tuple[bool, Any]] = {}
         # Released by the dispatcher to wake a waiting consumer: a bare lock used as a
         # binary semaphore costs a fraction of a Condition's notify.
@@ -172,9 +172,15 @@ class ProcessPool:
         self._pending.append(NewEpoch(epoch, payload))
         self._wake()
 
-    def submit(self, epoch: int, index: int) -> Ticket:
-        """Schedules ``sequence[index]``; the ticket's ``result()`` is the batch."""
+    def submit(self, epoch: int, index: int, nbytes: int = 0) -> Ticket:
+        """Schedules ``sequence[index]``; the ticket's ``result()`` is the batch.
+
+        ``nbytes``, when known (a read-direct batch's size), has the segment granted
+        with the task, which saves the worker a round trip to ask for it.
+        """
         task = Task(epoch, index)
+        if nbytes:
+            self._sizes[task] = nbytes
         self._pending.append(task)
         if self._hungry:
             self._hungry = False
@@ -272,7 +278,7 @@ class ProcessPool:
             self._notify()
 
     def _watch_period(self) -> float:
-        period = min(_POLL_SECONDS, _HANG_WARNING_SECONDS / 4)
+        period = min(_POLL_SECONDS, failures.HANG_WARNING_SECONDS / 4)
         if self._batch_timeout is not None:
             period = min(period, self._batch_timeout / 4)
         return period
@@ -312,7 +318,7 @@ class ProcessPool:
         # Every pending task goes out now, one message per worker; then tell the
         # consumer whether its next submit must wake us (NOTE [ Handing batches ... ]).
         while True:
-            outgoing: dict[int, tuple[_Worker, list[Task]]] = {}
+            outgoing: dict[int, tuple[_Worker, list[Any]]] = {}
             while self._pending and self._workers:
                 if isinstance(self._pending[0], NewEpoch):
                     self._flush(outgoing)
@@ -323,13 +329,25 @@ class ProcessPool:
                     break
                 task = self._pending.popleft()
                 worker.tasks.append(task)
-                outgoing.setdefault(worker.position, (worker, []))[1].append(task)
+                messages = outgoing.setdefault(worker.position, (worker, []))[1]
+                if self._sizes:
+                    self._grant_ahead(worker, task, messages)
+                messages.append(task)
             self._flush(outgoing)
             self._hungry = any(len(w.tasks) < self._low for w in self._workers)
             if not (self._hungry and self._pending):
                 return
 
-    def _flush(self, outgoing: dict[int, tuple[_Worker, list[Task]]]) -> None:
+    def _grant_ahead(self, worker: _Worker, task: Task, messages: list[Any]) -> None:
+        # A segment sent before its task: without room the worker asks (and is refused).
+        nbytes = self._sizes.pop(task, 0)
+        if nbytes and task not in worker.granted:
+            with contextlib.suppress(NoSpace):
+                segment = self.shm.acquire(nbytes)
+                worker.granted[task] = segment.name
+                messages.append(SpaceGrant(task.epoch, task.index, segment.name, segment.size))
+
+    def _flush(self, outgoing: dict[int, tuple[_Worker, list[Any]]]) -> None:
         for worker, tasks in outgoing.values():
             self._send(worker, tasks)
         outgoing.clear()
@@ -364,10 +382,12 @@ class ProcessPool:
         else:
             worker.tasks = deque(t for t in worker.tasks if t != key)
         self._failures.succeeded(key)
+        segment = worker.granted.pop(key, None)
         if kind is SmallBatch:
+            if segment is not None:
+                self.shm.release(segment)
             self._deliver(key, True, decode_small(message.encoded))
             return
-        segment = worker.granted.pop(key, None)
         if isinstance(message, BatchFailed):
             if segment is not None:
                 self.shm.release(segment)
@@ -425,26 +445,7 @@ class ProcessPool:
     def _watch(self) -> None:
         now = time.monotonic()
         self._next_watch = now + self._watch_period()
-        for worker in self._workers:
-            current = worker.progress.current()
-            if current is None or worker.timed_out is not None:
-                continue
-            task, started = current
-            elapsed = now - started
-            if self._batch_timeout is not None:
-                if elapsed > self._batch_timeout:
-                    worker.timed_out = task
-                    worker.process.kill()  # its sentinel brings it to _replace
-            elif elapsed > _HANG_WARNING_SECONDS and worker.warned != current:
-                worker.warned = current
-                warnings.warn(
-                    f"batch {task.index} (epoch {task.epoch}) has been computing for "
-                    f"{elapsed:.0f} s in worker process {worker.process.pid}; if "
-                    f"__getitem__ hangs (a deadlock, a stuck read), pass "
-                    f"batch_timeout= to the enqueuer to kill and recompute it",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+        watch_overdue(self._workers, self._batch_timeout, now)
 
     def _replace(self, worker: _Worker) -> None:
         self._receive(worker, drain=worker.conn.poll())  # what it sent before dying counts

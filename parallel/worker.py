@@ -145,7 +145,16 @@ class _Worker:
         return pickle.loads(self.conn.recv_bytes())
 
     def receive(self) -> None:
-        self.inbox.extend(self.recv())
+        for message in self.recv():
+            self.keep(message)
+
+    def keep(self, message: Any) -> None:
+        # Grants are kept by task, whenever they arrive: sent ahead with their task
+        # (`ProcessPool.submit` with nbytes) or answering a NeedSpace.
+        if isinstance(message, SpaceGrant):
+            self.grants[Task(message.epoch, message.index)] = message
+        else:
+            self.inbox.append(message)
 
     def plan(self, task: Task) -> DirectRead | None:
         try:
@@ -163,25 +172,22 @@ class _Worker:
         for message in self.inbox:
             if not isinstance(message, Task):
                 return  # a new epoch: its batches may differ in size
-            if message not in self.asked:
+            if message not in self.asked and message not in self.grants:
                 direct = self.plan(message)
                 if direct is not None:
                     self.ask(message, direct.nbytes)
 
     def grant(self, task: Task, nbytes: int) -> SpaceGrant | None:
         """Waits for a segment for ``task``; ``None`` when a `Shutdown` arrived."""
-        if task not in self.asked:
+        if task not in self.asked and task not in self.grants:
             self.ask(task, nbytes)
         self.ask_ahead()
         self.flush()
         while task not in self.grants:
             for message in self.recv():
-                if isinstance(message, SpaceGrant):
-                    self.grants[Task(message.epoch, message.index)] = message
-                elif isinstance(message, Shutdown):
+                if isinstance(message, Shutdown):
                     return None
-                else:
-                    self.inbox.append(message)
+                self.keep(message)
         self.asked.discard(task)
         return self.grants.pop(task)
 
@@ -193,7 +199,9 @@ class _Worker:
             grant = self.grant(task, direct.nbytes)
             if grant is None:
                 return None
-            if grant.segment is not None:
+            # A grant sent ahead was sized by the parent's plan: smaller means the two
+            # disagree (never expected), and the pipe carries the batch instead.
+            if grant.segment is not None and grant.size >= direct.nbytes:
                 target = self.writer.view(grant.segment, grant.size)
                 try:
                     batch = sequence.get_batch(task.index, sequence.epoch, out=direct.views(target))

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import parallel.pool
+import parallel.failures
 from parallel import BatchTimeout, OrderedEnqueuer, RemoteTraceback, WorkerCrashed
 from parallel.direct import plan_direct_read
 from parallel.shm import SHM_DIR_ENV, leftover_segments
@@ -448,7 +448,7 @@ def test_a_batch_that_keeps_hanging_raises_batch_timeout_naming_it(tmp_path):
 
 
 def test_without_batch_timeout_a_long_batch_warns_with_its_index_and_pid(tmp_path, monkeypatch):
-    monkeypatch.setattr(parallel.pool, "_HANG_WARNING_SECONDS", 0.4)
+    monkeypatch.setattr(parallel.failures, "HANG_WARNING_SECONDS", 0.4)
     seq = Hangs(6, bad=2, marker_dir=str(tmp_path), times=1, seconds=1.5)
     with OrderedEnqueuer(seq, use_multiprocessing=True) as enqueuer:
         enqueuer.start(workers=2)
@@ -516,6 +516,29 @@ def test_read_direct_on_a_small_shm_falls_back_to_the_pipe(small_tmpfs):
     assert len(kept) == 8
     for i, batch in enumerate(kept):
         assert np.array_equal(batch, data[(i % 2) * 20 : (i % 2) * 20 + 20])
+
+
+@pytest.mark.parametrize("shuffle", [False, "batch"])
+def test_read_direct_segments_granted_with_tasks_hold_every_batch_once(shuffle):
+    # Batches of a plain Pipeline get their segment sent with the task; a SIGKILLed
+    # worker's granted segments go back to the pool, and its tasks to a fresh worker.
+    data = (np.arange(45 * 64 * 256, dtype=np.int64).reshape(45, 64, 256) % 1_000_003).astype(
+        np.float32
+    )
+    p = Pipeline(data, batch_size=4, shuffle=shuffle, seed=3)  # 256 KiB batches, last short
+    with OrderedEnqueuer(p, use_multiprocessing=True) as enqueuer:
+        enqueuer.start(workers=2, max_queue_size=6)
+        pool = enqueuer._executor.pool
+        for epoch in range(3):
+            ids = []
+            for k, batch in enumerate(enqueuer.iter_epoch()):
+                if epoch == 1 and k == 3:
+                    os.kill(pool.worker_pids()[0], signal.SIGKILL)
+                assert np.array_equal(batch, data[p.plan.batch(k, epoch).indices])
+                ids += batch[:, 0, 0].tolist()
+            assert sorted(ids) == data[:, 0, 0].tolist()
+        prefix = pool.shm.prefix
+    assert leftover_segments(prefix) == []
 
 
 # -- read-direct layouts ---------------------------------------------------------------
