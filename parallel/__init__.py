@@ -1,7 +1,7 @@
 """Running pipelines: the multiprocess `OrderedEnqueuer`, `MultiGPUTrainer` and
 `multi_gpu_model` (these two import TensorFlow when used, not when imported)."""
 
-import importlib
+from sources._lazy import lazy_exports
 
 from .errors import BatchTimeout, RemoteTraceback, WorkerCrashed, WorkerStartFailed
 
@@ -17,17 +17,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
-
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "BatchTimeout",

@@ -3,6 +3,8 @@
 Importing this package never imports TensorFlow.
 """
 
+from sources._lazy import lazy_exports
+
 from .custom_objects import (
     CustomObjectScope,
     custom_object_scope,
@@ -15,16 +17,9 @@ from .plot import plot_model
 from .sequence import Sequence
 from .summary import print_summary
 
-
-def __getattr__(name: str) -> object:
-    # `write_hdf5` pulls in h5py and the sources; every enqueuer worker imports this
-    # package, so the cache module loads only when it is asked for.
-    if name == "write_hdf5":
-        from .cache import write_hdf5
-
-        return write_hdf5
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+# `write_hdf5` pulls in h5py and the sources; every enqueuer worker imports this
+# package, so the cache module loads only when it is asked for.
+__getattr__, __dir__ = lazy_exports(__name__, {"write_hdf5": ".cache"})
 
 __all__ = [
     "BatchPlan",

@@ -4,9 +4,8 @@ Each source has ``len`` and int/slice/index-array ``__getitem__``; ``source | t`
 ``t`` on every read. Depends only on numpy and the storage libraries.
 """
 
-import importlib
-
 from ._base import ArraySource, TransformedSource
+from ._lazy import lazy_exports
 
 # Each public name's module, imported on first use: a worker process unpickling an
 # `ImageFiles` should not pay for h5py, nor one reading HDF5 for pyarrow (a third of a
@@ -22,17 +21,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
-
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "ArraySource",
