@@ -52,7 +52,7 @@ class ImageFiles(ArraySource):
         anti_aliasing: blur before shrinking, as scikit-image does (the default: no
             aliasing on fine texture); ``False`` samples the nearest rows and columns as
             ``tf.image.resize`` and ``image_dataset_from_directory`` do by default,
-            about 1.3x the images/s (``benchmarks/images.py``).
+            1.1-1.3x the images/s in ``benchmarks/images.py``.
 
     Raises:
         FileNotFoundError: if a path does not exist (checked on construction), naming
