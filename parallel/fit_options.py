@@ -147,3 +147,11 @@ def check_callbacks(callbacks: list | None) -> None:
                 f"end of each epoch; use save_freq='epoch', or fit(backup_dir=D, "
                 f"backup_every=N) to save training state every N steps"
             )
+
+
+def num_classes(model: Any) -> int | None:
+    """The class count of a model with one output of several units, else ``None``."""
+    outputs = getattr(model, "outputs", None) or []
+    if len(outputs) == 1 and outputs[0].shape[-1] and outputs[0].shape[-1] > 1:
+        return int(outputs[0].shape[-1])
+    return None

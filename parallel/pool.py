@@ -41,17 +41,17 @@ import pickle
 import selectors
 import threading
 import time
-import warnings
 import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import failures
-from .errors import WorkerStartFailed, remote_error
+from .errors import WorkerStartFailed
 from .failures import FailureLedger, watch_overdue
-from .messages import BatchFailed, NeedSpace, NewEpoch, Shutdown, SmallBatch, SpaceGrant, Task
-from .shm import NoSpace, SharedArrayPool, decode_small
+from .lending import SegmentLender
+from .messages import NeedSpace, NewEpoch, Shutdown, Task
+from .shm import SharedArrayPool
 from .worker import Progress, run_worker
 
 _LIVE_POOLS: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
@@ -134,6 +134,7 @@ class ProcessPool:
         self._low = max(1, self._per_worker // 2)
         self._batch_timeout = batch_timeout
         self.shm = SharedArrayPool(max_free=max_free_segments)
+        self._lender = SegmentLender(self.shm)
         self._slots = self._ctx.RawArray("d", Progress.SIZE * num_workers)
         self._positions = list(range(num_workers))
         self._wake_r, self._wake_w = os.pipe()
@@ -153,7 +154,6 @@ class ProcessPool:
         self._failures = FailureLedger(max_retries, method, batch_timeout)
         self._workers: list[_Worker] = []
         self._epoch_messages: list[NewEpoch] = []
-        self._warned_no_space = False
         self._next_watch = 0.0
         self._stopping = False
         self._join_timeout: float | None = None
@@ -339,13 +339,11 @@ class ProcessPool:
                 return
 
     def _grant_ahead(self, worker: _Worker, task: Task, messages: list[Any]) -> None:
-        # A segment sent before its task: without room the worker asks (and is refused).
         nbytes = self._sizes.pop(task, 0)
         if nbytes and task not in worker.granted:
-            with contextlib.suppress(NoSpace):
-                segment = self.shm.acquire(nbytes)
-                worker.granted[task] = segment.name
-                messages.append(SpaceGrant(task.epoch, task.index, segment.name, segment.size))
+            grant = self._lender.lend(worker.granted, task, nbytes, ahead=True)
+            if grant is not None:
+                messages.append(grant)  # before its task
 
     def _flush(self, outgoing: dict[int, tuple[_Worker, list[Any]]]) -> None:
         for worker, tasks in outgoing.values():
@@ -373,62 +371,16 @@ class ProcessPool:
 
     def _handle(self, worker: _Worker, message: Any) -> None:
         key = (message.epoch, message.index)  # equal to, and hashed like, the Task
-        kind = type(message)
-        if kind is NeedSpace:
-            self._grant(worker, Task(*key), message.nbytes)
+        if type(message) is NeedSpace:
+            self._send(worker, [self._lender.lend(worker.granted, Task(*key), message.nbytes)])
             return
         if worker.tasks and worker.tasks[0] == key:
             worker.tasks.popleft()
         else:
             worker.tasks = deque(t for t in worker.tasks if t != key)
         self._failures.succeeded(key)
-        segment = worker.granted.pop(key, None)
-        if kind is SmallBatch:
-            if segment is not None:
-                self.shm.release(segment)
-            self._deliver(key, True, decode_small(message.encoded))
-            return
-        if isinstance(message, BatchFailed):
-            if segment is not None:
-                self.shm.release(segment)
-            self._deliver(key, False, remote_error(message))
-            return
-        try:
-            if message.segment is None:
-                if segment is not None:
-                    self.shm.release(segment)
-                batch = pickle.loads(message.header)
-            else:
-                batch = self.shm.unpack(segment, message.header, message.layout)
-        except Exception as error:
-            if segment is not None:
-                self.shm.release(segment)
-            self._deliver(key, False, error)
-            return
-        self._deliver(key, True, batch)
-
-    def _grant(self, worker: _Worker, key: Task, nbytes: int) -> None:
-        try:
-            segment = self.shm.acquire(nbytes)
-        except NoSpace as error:
-            self._warn_no_space(error)
-            self._send(worker, [SpaceGrant(key.epoch, key.index, None, 0)])
-            return
-        worker.granted[key] = segment.name
-        self._send(worker, [SpaceGrant(key.epoch, key.index, segment.name, segment.size)])
-
-    def _warn_no_space(self, error: NoSpace) -> None:
-        if self._warned_no_space:
-            return
-        self._warned_no_space = True
-        warnings.warn(
-            f"{error}, so batches that do not fit cross through a pipe instead (slower). "
-            f"Give it more room: Docker's default /dev/shm is 64 MB, run the container "
-            f"with `docker run --shm-size=8g ...` (or `shm_size:` in docker-compose), or "
-            f"point SEQPIPE_SHM_DIR at a larger tmpfs",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        ok, value = self._lender.answer(worker.granted.pop(key, None), message)
+        self._deliver(key, ok, value)
 
     def _deliver(self, key: tuple[int, int], ok: bool, value: Any) -> None:
         self._results[key] = (ok, value)

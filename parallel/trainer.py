@@ -41,11 +41,20 @@ from .feed import Feed, as_xyw
 from .fit_options import (
     check_callbacks,
     check_class_weight,
+    num_classes,
     refuse_keras_arguments,
     should_validate,
 )
-from .loss_scale import agree_on_finite, uses_loss_scaling
-from .metrics import ReplicaMetrics, in_keras_order
+from .metrics import in_keras_order
+from .replicas import (
+    Replicas,
+    distributed_iterator,
+    eval_step_of,
+    make_train_step,
+    pull_template,
+    push_learning_rate,
+    replicate,
+)
 from .strategy import make_strategy
 
 INPUT_WAIT_WARNING = 0.2
@@ -55,41 +64,11 @@ def _as_pipeline(seq: Any) -> Pipeline:
     return seq if isinstance(seq, Pipeline) else Pipeline(seq)
 
 
-def _per_sample(loss_obj: Any, y: Any, pred: Any) -> Any:
-    import tensorflow as tf
-
-    # Keras computes losses in float32 whatever the compute dtype (mixed precision).
-    pred = tf.nest.map_structure(lambda p: tf.cast(p, tf.float32), pred)
-    values = loss_obj.call(y, pred) if hasattr(loss_obj, "call") else loss_obj(y, pred)
-    values = tf.convert_to_tensor(values)
-    if values.shape.rank and values.shape.rank > 1:
-        values = tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
-    return tf.cast(values, tf.float32)
-
-
-@dataclass
-class _Replicas:
-    """What one strategy trains and evaluates with (built once per `fit`)."""
-
-    strategy: Any
-    num_workers: int
-    worker: int
-    model: Any
-    optimizer: Any
-    loss: Any
-    metrics: ReplicaMetrics
-    eval_step: Any = None
-
-    @property
-    def local_replicas(self) -> int:
-        return max(1, self.strategy.num_replicas_in_sync // self.num_workers)
-
-
 @dataclass
 class _FitRun:
     """What the epoch loop of one `MultiGPUTrainer.fit` call works with."""
 
-    replicas: _Replicas
+    replicas: Replicas
     iterator: Any
     callbacks: Any
     steps: int
@@ -135,7 +114,7 @@ class MultiGPUTrainer:
         self.cpu_merge = cpu_merge
         self.cpu_relocation = cpu_relocation
         self.devices: list[str] = []
-        self._replicas: _Replicas | None = None
+        self._replicas: Replicas | None = None
         self._warned_input = False
 
     # -- replicas ------------------------------------------------------------------------
@@ -144,125 +123,11 @@ class MultiGPUTrainer:
         strategy, self.devices, num_workers, worker = make_strategy(gpus, devices, self.cpu_merge)
         return strategy, num_workers, worker
 
-    def _replicate(self, strategy: Any, num_workers: int, worker: int, example: Any) -> _Replicas:
-        import keras
-
-        template = self.model
-        with strategy.scope():
-            model = keras.models.clone_model(template)
-            if not model.built:
-                model.build_from_config(template.get_build_config())
-            model.set_weights(template.get_weights())
-            optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(template.optimizer))
-            optimizer.build(model.trainable_variables)
-            x, y = example[0], example[1]
-            metrics = ReplicaMetrics(template, strategy, y, model(x, training=False))
-        # Builds the template's own compiled metrics, as model.fit would: callbacks such
-        # as EarlyStopping(monitor="val_accuracy") read their direction from them.
-        template.compute_metrics(x, y, template(x, training=False))
-        template.reset_metrics()
-        loss = template.loss
-        loss_obj = keras.losses.get(loss) if isinstance(loss, str) else loss
-        return _Replicas(strategy, num_workers, worker, model, optimizer, loss_obj, metrics)
-
-    def _pipeline_for(self, seq: Any, replicas: _Replicas) -> Pipeline:
+    def _pipeline_for(self, seq: Any, replicas: Replicas) -> Pipeline:
         seq = _as_pipeline(seq)
         if replicas.num_workers > 1 and not seq.sharded:
             seq = seq.shard(replicas.num_workers, replicas.worker)
         return seq
-
-    def _distributed(self, strategy: Any, feed: Feed) -> Any:
-        import tensorflow as tf
-
-        # The sample axis is left open: the last batch of an epoch may be short.
-        signature = tf.nest.map_structure(
-            lambda v: tf.TensorSpec((None, *np.shape(v)[1:]), tf.as_dtype(np.asarray(v).dtype)),
-            feed.first(),
-        )
-
-        def dataset_fn(context: Any) -> Any:
-            dataset = tf.data.Dataset.from_generator(feed.slices, output_signature=signature)
-            options = tf.data.Options()
-            options.experimental_distribute.auto_shard_policy = (
-                tf.data.experimental.AutoShardPolicy.OFF  # each worker reads its own shard
-            )
-            return dataset.with_options(options)
-
-        return iter(strategy.distribute_datasets_from_function(dataset_fn))
-
-    def _train_step(self, r: _Replicas, element_spec: Any) -> Any:
-        import tensorflow as tf
-
-        variables = r.model.trainable_variables
-        scaling = uses_loss_scaling(r.optimizer)
-        sum_op = tf.distribute.ReduceOp.SUM
-
-        def step(x: Any, y: Any, w: Any, real: Any) -> Any:
-            context = tf.distribute.get_replica_context()
-            count = context.all_reduce(sum_op, tf.reduce_sum(real))
-            with tf.GradientTape() as tape:
-                pred = r.model(x, training=True)
-                weighted = tf.reduce_sum(_per_sample(r.loss, y, pred) * w)
-                loss = tf.math.divide_no_nan(weighted, count)
-                if r.model.losses:
-                    loss += tf.add_n(r.model.losses) / r.strategy.num_replicas_in_sync
-                scaled = r.optimizer.scale_loss(loss)  # NOTE [ Loss scaling across replicas ]
-            grads = tape.gradient(scaled, variables)
-            if scaling:
-                grads = agree_on_finite(grads)
-            r.optimizer.apply_gradients(zip(grads, variables, strict=True))
-            r.metrics.update(y, pred, w, real)
-            return weighted, tf.reduce_sum(real)
-
-        # The batch is fetched outside (timed as input_wait); the signature's open batch
-        # axis keeps the uneven last batch from tracing a second function.
-        @tf.function(input_signature=[element_spec])
-        def train_step(batch: Any) -> Any:
-            weighted, count = r.strategy.run(step, args=batch)
-            totals = (
-                r.strategy.reduce(sum_op, weighted, None),
-                r.strategy.reduce(sum_op, count, None),
-            )
-            return totals, r.metrics.results()
-
-        return train_step
-
-    def _eval_step(self, r: _Replicas) -> Any:
-        import tensorflow as tf
-
-        if r.eval_step is None:
-            sum_op = tf.distribute.ReduceOp.SUM
-
-            def step(x: Any, y: Any, w: Any, real: Any) -> Any:
-                pred = r.model(x, training=False)
-                r.metrics.update(y, pred, w, real)
-                return tf.reduce_sum(_per_sample(r.loss, y, pred) * w), tf.reduce_sum(real)
-
-            @tf.function
-            def eval_step(iterator: Any) -> Any:
-                weighted, count = r.strategy.run(step, args=next(iterator))
-                return r.strategy.reduce(sum_op, weighted, None), r.strategy.reduce(
-                    sum_op, count, None
-                )
-
-            r.eval_step = eval_step
-        return r.eval_step
-
-    # -- the template and the replicas -------------------------------------------------
-
-    def _pull_template(self, r: _Replicas) -> None:
-        """Copies the replicas' weights and optimizer state into the template."""
-        template = self.model
-        template.set_weights(r.model.get_weights())
-        if not template.optimizer.built:
-            template.optimizer.build(template.trainable_variables)
-        for mine, theirs in zip(template.optimizer.variables, r.optimizer.variables, strict=True):
-            mine.assign(theirs.numpy())
-
-    def _push_learning_rate(self, r: _Replicas) -> None:
-        """Hands a learning rate set on the template (ReduceLROnPlateau) to the replicas."""
-        if isinstance(self.model.optimizer.get_config().get("learning_rate"), float | int):
-            r.optimizer.learning_rate = float(np.asarray(self.model.optimizer.learning_rate))
 
     # -- public API ----------------------------------------------------------------------
 
@@ -333,7 +198,7 @@ class MultiGPUTrainer:
         )
         check_callbacks(callbacks)
         should_validate(0, validation_freq)
-        class_weight = check_class_weight(class_weight, self._num_classes())
+        class_weight = check_class_weight(class_weight, num_classes(self.model))
         strategy, num_workers, worker = self._strategy(gpus, devices)
         seq = whole.shard(num_workers, worker) if num_workers > 1 else whole
         steps = len(seq)
@@ -368,16 +233,16 @@ class MultiGPUTrainer:
             class_weight=class_weight,
         )
         try:
-            r = self._replicate(strategy, num_workers, worker, feed.first())
+            r = replicate(self.model, strategy, num_workers, worker, feed.first())
             self._replicas = r
             if saved is not None:
                 for variable, value in zip(r.optimizer.variables, saved.optimizer, strict=True):
                     variable.assign(value)
-                self._pull_template(r)  # a learning rate set before the crash, too
+                pull_template(self.model, r)  # a learning rate set before the crash, too
             verbose = 1 if verbose == "auto" else verbose
             run = _FitRun(
                 replicas=r,
-                iterator=self._distributed(strategy, feed),
+                iterator=distributed_iterator(strategy, feed),
                 callbacks=keras.callbacks.CallbackList(
                     callbacks,
                     add_history=True,
@@ -406,13 +271,13 @@ class MultiGPUTrainer:
         import tensorflow as tf
 
         r = run.replicas
-        train_step = self._train_step(r, run.iterator.element_spec)
+        train_step = make_train_step(r, run.iterator.element_spec)
         steps_done = 0
         epoch_logs: dict[str, Any] = {}
         run.callbacks.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             run.callbacks.on_epoch_begin(epoch)
-            self._push_learning_rate(r)
+            push_learning_rate(self.model, r)
             first_step = 0
             if saved is not None and epoch == saved.epoch:
                 first_step = saved.step
@@ -439,7 +304,7 @@ class MultiGPUTrainer:
                     self._save(run, epoch, step + 1, total_loss, total_count)
                 run.callbacks.on_train_batch_end(step, logs)
             input_wait = waited / max(time.perf_counter() - started, 1e-9)
-            self._pull_template(r)
+            pull_template(self.model, r)
             if not logs:  # resumed after the epoch's last step
                 logs = {"loss": total_loss / total_count, **r.metrics.results()}
             epoch_logs = {name: float(value) for name, value in logs.items()}
@@ -477,19 +342,13 @@ class MultiGPUTrainer:
                 stacklevel=4,
             )
 
-    def _num_classes(self) -> int | None:
-        outputs = getattr(self.model, "outputs", None) or []
-        if len(outputs) == 1 and outputs[0].shape[-1] and outputs[0].shape[-1] > 1:
-            return int(outputs[0].shape[-1])
-        return None
-
-    def _ensure_replicas(self, seq: Pipeline, gpus: Any, devices: Seq[str] | None) -> _Replicas:
+    def _ensure_replicas(self, seq: Pipeline, gpus: Any, devices: Seq[str] | None) -> Replicas:
         """The replicas of the last `fit` unless devices are named, else new ones (built
         with one extra read of batch 0 of ``seq``)."""
         if self._replicas is None or gpus is not None or devices:
             strategy, num_workers, worker = self._strategy(gpus, devices)
             x, y, _ = as_xyw(seq[0])
-            self._replicas = self._replicate(strategy, num_workers, worker, (x, y))
+            self._replicas = replicate(self.model, strategy, num_workers, worker, (x, y))
         return self._replicas
 
     def _evaluate_logs(
@@ -507,8 +366,8 @@ class MultiGPUTrainer:
         seq = self._pipeline_for(seq, r)
         feed = Feed(seq, r.local_replicas, workers, use_multiprocessing)
         try:
-            iterator = self._distributed(r.strategy, feed)
-            eval_step = self._eval_step(r)
+            iterator = distributed_iterator(r.strategy, feed)
+            eval_step = eval_step_of(r)
             r.metrics.reset()
             total_loss = total_count = tf.constant(0.0)
             for _ in range(len(seq)):
@@ -572,7 +431,7 @@ class MultiGPUTrainer:
         r.model.set_weights(self.model.get_weights())
         feed = Feed(seq, r.local_replicas, workers)
         try:
-            iterator = self._distributed(r.strategy, feed)
+            iterator = distributed_iterator(r.strategy, feed)
 
             @tf.function
             def forward(iterator: Any) -> Any:

@@ -143,3 +143,63 @@ def deserialize(
     if hasattr(cls, "from_config"):
         return cls.from_config(config)
     return cls(**config)
+
+
+def pipeline_config(pipeline: Any, external_sources: bool) -> dict[str, Any]:
+    """`Pipeline.get_config`: its sources, plan settings and transforms, serialized."""
+    from .pipeline import DICT, TUPLE
+
+    structure, own = pipeline.structure, pipeline.sources
+    if structure == TUPLE:
+        sources: Any = [serialize(s, str(i), external_sources) for i, s in enumerate(own)]
+    elif structure == DICT:
+        sources = {k: serialize(s, str(k), external_sources) for k, s in own.items()}
+    else:
+        sources = serialize(own, "0", external_sources)
+    plan = pipeline.plan
+    return {
+        "structure": structure,
+        "sources": sources,
+        "batch_size": plan.batch_size,
+        "shuffle": plan.shuffle,
+        "seed": plan.seed,
+        "drop_remainder": plan.drop_remainder,
+        "shard": [plan.num_shards, plan.shard_index] if pipeline.sharded else None,
+        "transforms": [
+            serialize(t, f"transform {i}", external_sources)
+            for i, t in enumerate(pipeline.transforms)
+        ],
+    }
+
+
+def pipeline_from_config(
+    cls: Any,
+    config: Mapping[str, Any],
+    custom_objects: Mapping[str, Any] | None,
+    sources: Mapping[str, Any] | None,
+) -> Any:
+    """`Pipeline.from_config`: a ``cls`` rebuilt from `pipeline_config`'s output."""
+    from .pipeline import DICT, TUPLE
+
+    def load(spec: Any) -> Any:
+        return deserialize(spec, custom_objects, sources)
+
+    structure, saved = config["structure"], config["sources"]
+    if structure == TUPLE:
+        built: Any = tuple(load(s) for s in saved)
+    elif structure == DICT:
+        built = {k: load(s) for k, s in saved.items()}
+    else:
+        built = load(saved)
+    pipeline = cls(
+        built,
+        batch_size=config["batch_size"],
+        shuffle=config["shuffle"],
+        seed=config["seed"],
+        drop_remainder=config["drop_remainder"],
+    )
+    for spec in config["transforms"]:
+        pipeline = pipeline | load(spec)
+    if config.get("shard"):
+        pipeline = pipeline.shard(*config["shard"])
+    return pipeline

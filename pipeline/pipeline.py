@@ -13,6 +13,7 @@ import numpy as np
 
 from transforms import Transform, as_transform, batch_generator
 
+from .batches import attach_weights, leading_dim
 from .plan import BatchPlan, EpochPlan
 from .sequence import Sequence
 
@@ -30,42 +31,6 @@ def _check_source(name: str, source: Any) -> int:
             f"source {name} must be array-like (len and __getitem__). Received: {source!r}"
         )
     return len(source)
-
-
-def leading_dim(batch: Any) -> int:
-    """Returns the number of samples in a batch (the leading axis of its first array).
-
-    Raises:
-        ValueError: if the batch holds no array.
-    """
-    if isinstance(batch, Mapping):
-        items = list(batch.values())
-    elif isinstance(batch, tuple | list):
-        items = list(batch)
-    else:
-        return len(batch)
-    for item in items:
-        try:
-            return leading_dim(item)
-        except (TypeError, ValueError):
-            continue
-    raise ValueError(f"cannot find the sample axis of a batch of type {type(batch).__name__}")
-
-
-def attach_weights(batch: Any, weights: np.ndarray) -> Any:
-    """Adds per-sample weights to a batch, as Keras' ``fit`` expects them.
-
-    ``(x, y)`` becomes ``(x, y, w)``; ``(x, y, w0)`` becomes ``(x, y, w0 * w)``; one array
-    ``x`` becomes ``(x, w)``; a dict gains (or multiplies) ``"sample_weight"``.
-    """
-    if isinstance(batch, Mapping):
-        old = batch.get("sample_weight")
-        return {**batch, "sample_weight": weights if old is None else old * weights}
-    if isinstance(batch, tuple | list):
-        if len(batch) == 3:
-            return (batch[0], batch[1], np.asarray(batch[2]) * weights)
-        return (*batch, weights)
-    return (batch, weights)
 
 
 class Pipeline(Sequence):
@@ -404,30 +369,9 @@ class Pipeline(Sequence):
             >>> config["sources"]["class_name"], config["batch_size"]
             ('InMemoryArray', 2)
         """
-        from .config import serialize
+        from .config import pipeline_config
 
-        if self._structure == TUPLE:
-            sources: Any = [
-                serialize(s, str(i), external_sources) for i, s in enumerate(self._sources)
-            ]
-        elif self._structure == DICT:
-            sources = {k: serialize(s, str(k), external_sources) for k, s in self._sources.items()}
-        else:
-            sources = serialize(self._sources, "0", external_sources)
-        plan = self._plan
-        return {
-            "structure": self._structure,
-            "sources": sources,
-            "batch_size": plan.batch_size,
-            "shuffle": plan.shuffle,
-            "seed": plan.seed,
-            "drop_remainder": plan.drop_remainder,
-            "shard": [plan.num_shards, plan.shard_index] if self.sharded else None,
-            "transforms": [
-                serialize(t, f"transform {i}", external_sources)
-                for i, t in enumerate(self._transforms)
-            ],
-        }
+        return pipeline_config(self, external_sources)
 
     @classmethod
     def from_config(
@@ -446,30 +390,9 @@ class Pipeline(Sequence):
         Raises:
             ValueError: for a name that cannot be resolved or a missing source.
         """
-        from .config import deserialize
+        from .config import pipeline_from_config
 
-        def load(spec: Any) -> Any:
-            return deserialize(spec, custom_objects, sources)
-
-        structure, saved = config["structure"], config["sources"]
-        if structure == TUPLE:
-            built: Any = tuple(load(s) for s in saved)
-        elif structure == DICT:
-            built = {k: load(s) for k, s in saved.items()}
-        else:
-            built = load(saved)
-        pipeline = cls(
-            built,
-            batch_size=config["batch_size"],
-            shuffle=config["shuffle"],
-            seed=config["seed"],
-            drop_remainder=config["drop_remainder"],
-        )
-        for spec in config["transforms"]:
-            pipeline = pipeline | load(spec)
-        if config.get("shard"):
-            pipeline = pipeline.shard(*config["shard"])
-        return pipeline
+        return pipeline_from_config(cls, config, custom_objects, sources)
 
     def to_json(self, external_sources: bool = False, **kwargs: Any) -> str:
         """`get_config` as a JSON string (``kwargs`` go to `json.dumps`)."""

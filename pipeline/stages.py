@@ -15,7 +15,8 @@ import numpy as np
 
 from transforms import Lambda
 
-from .pipeline import BATCHES, DICT, SINGLE, TUPLE, Pipeline, attach_weights
+from .batches import attach_weights
+from .pipeline import BATCHES, DICT, SINGLE, TUPLE, Pipeline
 from .sequence import Sequence
 
 
