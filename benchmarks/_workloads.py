@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline import Sequence
+from seqpipe.pipeline import Sequence
 
 TINY = (2000, (32, 16), "float32")
 LARGE = (200, (64, 224, 224, 3), "uint8")

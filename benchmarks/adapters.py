@@ -123,7 +123,7 @@ def run_path(path: str) -> list[float]:
 
     from _workloads import Workload, keras_dataset
 
-    from parallel import OrderedEnqueuer
+    from seqpipe.parallel import OrderedEnqueuer
 
     seq = Workload("large")
     if path == "enqueuer":

@@ -43,8 +43,8 @@ def _contenders(images: np.ndarray) -> dict[str, object]:
     import keras
     import tensorflow as tf
 
-    from pipeline import Pipeline
-    from transforms import RandomCrop, RandomFlip, RandomResizedCrop
+    from seqpipe.pipeline import Pipeline
+    from seqpipe.transforms import RandomCrop, RandomFlip, RandomResizedCrop
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)

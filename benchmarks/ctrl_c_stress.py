@@ -35,7 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from parallel.shm import leftover_segments  # noqa: E402
+from seqpipe.parallel.shm import leftover_segments  # noqa: E402
 
 HANG_SECONDS = 30.0
 CLEANUP_SECONDS = 5.0
@@ -53,7 +53,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, {root!r})
-from pipeline import Sequence
+from seqpipe.pipeline import Sequence
 
 
 class Busy(Sequence):
@@ -70,7 +70,7 @@ class Busy(Sequence):
 
 
 def main():
-    from parallel import OrderedEnqueuer
+    from seqpipe.parallel import OrderedEnqueuer
 
     enqueuer = OrderedEnqueuer(Busy(), use_multiprocessing=True)
     enqueuer.start(workers=2, max_queue_size=6)

@@ -82,14 +82,14 @@ class TreeMemory:
 
 def _sequence(workload: str, param: int, path: str | None):
     if workload.startswith("hdf5"):
-        from pipeline import Pipeline
-        from sources import HDF5Matrix
+        from seqpipe.pipeline import Pipeline
+        from seqpipe.sources import HDF5Matrix
 
         shuffle = workload == "hdf5-shuffled"
         return Pipeline(HDF5Matrix(path, "x"), batch_size=64, shuffle=shuffle, seed=0)
     if workload == "parquet":
-        from pipeline import Pipeline
-        from sources import ParquetSource
+        from seqpipe.pipeline import Pipeline
+        from seqpipe.sources import ParquetSource
 
         # A decode cache smaller than the file (as for any dataset worth streaming): every
         # epoch decodes again, as the raw read_table loop does.
@@ -130,7 +130,7 @@ def _epochs_of(loader: str, seq, epochs: int, first_batch: list[float]):
             yield (seq[i] for i in range(len(seq)))
             seq.on_epoch_end()
     elif loader == "seqpipe":
-        from parallel import OrderedEnqueuer
+        from seqpipe.parallel import OrderedEnqueuer
 
         start = time.perf_counter()
         enqueuer = OrderedEnqueuer(seq, use_multiprocessing=True)

@@ -54,8 +54,8 @@ def _scale(batch):
 
 def make_pipeline(samples: int, batch_size: int):
     """Synthetic images whose mean brightness encodes the class; ids ride along."""
-    from pipeline import Pipeline
-    from transforms import Lambda
+    from seqpipe.pipeline import Pipeline
+    from seqpipe.transforms import Lambda
 
     rng = np.random.default_rng(0)
     labels = np.arange(samples) % NUM_CLASSES
@@ -104,7 +104,7 @@ def make_model(record_to: str | None):
 
 def checked_epoch(devices, cpu_merge, args, tmp) -> tuple[list, list[str]]:
     """One recorded epoch; returns the weights and the accounting problems found."""
-    from parallel import MultiGPUTrainer
+    from seqpipe.parallel import MultiGPUTrainer
 
     record = os.path.join(tmp, f"ids-{len(devices)}-{cpu_merge}")
     model = make_model(record)
@@ -125,7 +125,7 @@ def checked_epoch(devices, cpu_merge, args, tmp) -> tuple[list, list[str]]:
 
 
 def images_per_second(devices, cpu_merge, args, keras_fit=False) -> float:
-    from parallel import MultiGPUTrainer
+    from seqpipe.parallel import MultiGPUTrainer
 
     model = make_model(None)
     seq = make_pipeline(args.samples, args.batch)

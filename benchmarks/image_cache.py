@@ -39,7 +39,7 @@ EPOCHS = 3
 
 def _enqueue_epochs(seq, epochs: int) -> list[float]:
     """Seconds per epoch of ``seq`` through a 2-process `OrderedEnqueuer`."""
-    from parallel import OrderedEnqueuer
+    from seqpipe.parallel import OrderedEnqueuer
 
     times = []
     with OrderedEnqueuer(seq, use_multiprocessing=True) as enqueuer:
@@ -55,8 +55,8 @@ def _enqueue_epochs(seq, epochs: int) -> list[float]:
 
 def run_cell(cell: str, root: str, cache_path: str) -> dict:
     """One cell in this (fresh) process."""
-    from pipeline import Pipeline
-    from sources import ImageFiles
+    from seqpipe.pipeline import Pipeline
+    from seqpipe.sources import ImageFiles
 
     images, labels, _ = ImageFiles.from_directory(root, SIZE)
     seq = Pipeline((images, labels), batch_size=BATCH, shuffle=True, seed=0)

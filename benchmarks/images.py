@@ -151,9 +151,9 @@ def _prepare(loader: str):
         import torch.utils.data  # noqa: F401
     elif loader.startswith("seqpipe"):
         # The names the loader uses: the packages load their modules on first use.
-        from parallel import OrderedEnqueuer  # noqa: F401
-        from pipeline import Pipeline  # noqa: F401
-        from sources import ImageFiles  # noqa: F401
+        from seqpipe.parallel import OrderedEnqueuer  # noqa: F401
+        from seqpipe.pipeline import Pipeline  # noqa: F401
+        from seqpipe.sources import ImageFiles  # noqa: F401
     else:
         import PIL.Image  # noqa: F401
 
@@ -194,9 +194,9 @@ def _epochs(loader: str, root: str, epochs: int):
                 for i in range(0, len(paths), BATCH)
             )
     elif loader.startswith("seqpipe"):
-        from parallel import OrderedEnqueuer
-        from pipeline import Pipeline
-        from sources import ImageFiles
+        from seqpipe.parallel import OrderedEnqueuer
+        from seqpipe.pipeline import Pipeline
+        from seqpipe.sources import ImageFiles
 
         smooth = loader != "seqpipe-tfq"
         images, labels, _ = ImageFiles.from_directory(root, SIZE, anti_aliasing=smooth)
@@ -262,8 +262,8 @@ def kernel_times(root: str, count: int = 100) -> list[list[str]]:
     import skimage.transform
     from PIL import Image
 
-    from sources._decode import decode_image
-    from transforms._resize_kernels import resize_image
+    from seqpipe.sources._decode import decode_image
+    from seqpipe.transforms.resize_kernels import resize_image
 
     paths = _paths(root)[:count]
     blobs = []

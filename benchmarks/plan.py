@@ -63,7 +63,7 @@ def _peak_rss_mb() -> float:
 
 
 def _child_seqpipe(n: int) -> dict[str, float]:
-    from pipeline import Pipeline
+    from seqpipe.pipeline import Pipeline
 
     p = Pipeline(VirtualIds(n), batch_size=BATCH, shuffle=True, seed=0)
     start = time.perf_counter()
@@ -95,7 +95,7 @@ def _child_seqpipe(n: int) -> dict[str, float]:
 def _child_permutation(n: int) -> dict[str, float]:
     import numpy as np
 
-    import pipeline  # noqa: F401  (the same imports as the seqpipe cell: equal baselines)
+    import seqpipe.pipeline  # noqa: F401  (the same imports as the seqpipe cell: equal baselines)
 
     source = VirtualIds(n)
     start = time.perf_counter()

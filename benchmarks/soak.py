@@ -32,9 +32,9 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from parallel import OrderedEnqueuer  # noqa: E402
-from parallel.shm import leftover_segments  # noqa: E402
-from pipeline import Sequence  # noqa: E402
+from seqpipe.parallel import OrderedEnqueuer  # noqa: E402
+from seqpipe.parallel.shm import leftover_segments  # noqa: E402
+from seqpipe.pipeline import Sequence  # noqa: E402
 
 BATCH_BYTES = 1 << 20
 

@@ -38,8 +38,8 @@ import pyarrow.parquet as pq
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import markdown_table, timed
 
-from pipeline import Pipeline
-from sources import HDF5Matrix, ParquetSource
+from seqpipe.pipeline import Pipeline
+from seqpipe.sources import HDF5Matrix, ParquetSource
 
 REMOTE_ROWS, REMOTE_GROUP = 1024, 64
 

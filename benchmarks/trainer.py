@@ -25,8 +25,8 @@ from _common import markdown_table  # noqa: E402
 
 
 def _pipeline():
-    from pipeline import Pipeline
-    from transforms import Normalize, ToCategorical
+    from seqpipe.pipeline import Pipeline
+    from seqpipe.transforms import Normalize, ToCategorical
 
     rng = np.random.default_rng(0)
     x = rng.random((2048, 32, 32, 3), dtype=np.float32)
@@ -70,7 +70,7 @@ def epoch_timer(times: list[float]):
 
 
 def run_cell(name: str, epochs: int) -> dict:
-    from parallel import MultiGPUTrainer
+    from seqpipe.parallel import MultiGPUTrainer
 
     seq = _pipeline()
     times: list[float] = []

@@ -16,9 +16,9 @@ import tempfile
 import h5py
 import numpy as np
 
-from pipeline import CustomObjectScope, Pipeline, plot_model, print_summary
-from sources import HDF5Matrix
-from transforms import Normalize, RandomTransform, Resize, ToCategorical
+from seqpipe.pipeline import CustomObjectScope, Pipeline, plot_model, print_summary
+from seqpipe.sources import HDF5Matrix
+from seqpipe.transforms import Normalize, RandomTransform, Resize, ToCategorical
 
 
 class RandomFlip(RandomTransform):

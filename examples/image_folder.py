@@ -15,9 +15,9 @@ import tempfile
 
 import numpy as np
 
-from pipeline import Pipeline
-from sources import ImageFiles
-from transforms import Normalize, ToCategorical
+from seqpipe.pipeline import Pipeline
+from seqpipe.sources import ImageFiles
+from seqpipe.transforms import Normalize, ToCategorical
 
 CLASSES = {"circles": 0, "squares": 1, "stripes": 2}
 
@@ -55,7 +55,7 @@ def save(image: np.ndarray, path_stem: str, sideways: bool) -> None:
 
 
 def main() -> None:
-    from parallel import OrderedEnqueuer
+    from seqpipe.parallel import OrderedEnqueuer
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as root:

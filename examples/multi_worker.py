@@ -50,11 +50,11 @@ def upload(data: str) -> None:
 
 def make_pipeline(data: str | None):
     """The pipeline: in-memory samples, or Parquet rows read from ``data``."""
-    from pipeline import Pipeline
+    from seqpipe.pipeline import Pipeline
 
     if data is None:
         return Pipeline(make_data(), batch_size=8, shuffle=True, seed=0)
-    from sources import ParquetSource
+    from seqpipe.sources import ParquetSource
 
     # Contiguous batches in a new order each epoch: a shard's rows are its own row groups.
     rows = (ParquetSource(data, columns="x"), ParquetSource(data, columns="y"))
@@ -63,7 +63,7 @@ def make_pipeline(data: str | None):
 
 def worker(data: str | None) -> None:
     # The strategy first: TensorFlow configures collective ops only at program start.
-    from parallel import MultiGPUTrainer, multi_worker_strategy
+    from seqpipe.parallel import MultiGPUTrainer, multi_worker_strategy
 
     multi_worker_strategy()
     import keras

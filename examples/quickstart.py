@@ -19,9 +19,9 @@ import time
 import h5py
 import numpy as np
 
-from pipeline import Pipeline
-from sources import HDF5Matrix
-from transforms import Normalize, Resize, ToCategorical
+from seqpipe.pipeline import Pipeline
+from seqpipe.sources import HDF5Matrix
+from seqpipe.transforms import Normalize, Resize, ToCategorical
 
 NUM_IMAGES, NUM_CLASSES = 512, 10
 
@@ -50,7 +50,7 @@ def build_pipeline(path: str) -> Pipeline:
 
 def main() -> None:
     # Everything runs under the __main__ guard: worker processes re-import this module.
-    from parallel import OrderedEnqueuer
+    from seqpipe.parallel import OrderedEnqueuer
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "data.h5")
@@ -98,7 +98,7 @@ def train(seq: Pipeline) -> None:
         )
     import keras
 
-    from parallel import MultiGPUTrainer
+    from seqpipe.parallel import MultiGPUTrainer
 
     devices = [f"/gpu:{i}" for i in range(len(gpus))] or ["/cpu:0", "/cpu:1"]
     keras.utils.set_random_seed(0)

@@ -1,8 +1,10 @@
 """Running pipelines: the multiprocess `OrderedEnqueuer`, `MultiGPUTrainer` and
 `multi_gpu_model` (these two import TensorFlow when used, not when imported)."""
 
-from sources._lazy import lazy_exports
+from .._core.lazy import lazy_exports
 
+# The adapters provide seq.as_keras() and seq.as_tf_dataset() (seqpipe._core.hooks).
+from .adapters import as_keras, as_tf_dataset
 from .errors import BatchTimeout, RemoteTraceback, WorkerCrashed, WorkerStartFailed
 
 # Each public name's module, imported on first use: every enqueuer worker imports
@@ -27,6 +29,8 @@ __all__ = [
     "SharedArrayPool",
     "WorkerCrashed",
     "WorkerStartFailed",
+    "as_keras",
+    "as_tf_dataset",
     "multi_gpu_model",
     "multi_worker_strategy",
 ]

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from sources._disk_cache import check_writable_dir
+from .._core.checks import check_writable_dir
 
 _FILE = "seqpipe-backup.npz"
 

@@ -67,13 +67,13 @@ def plan_direct_read(sequence: Any, index: int) -> DirectRead | None:
     arrays, and for batches small enough to travel inside the pickle.
 
     Example:
-        >>> from pipeline import Pipeline
+        >>> from seqpipe.pipeline import Pipeline
         >>> p = Pipeline(np.zeros((100, 64, 64), np.float32), batch_size=32)
         >>> layout = plan_direct_read(p, 3)  # the short last batch: 4 rows
         >>> layout.views(np.empty(layout.nbytes, np.uint8)).shape
         (4, 64, 64)
     """
-    module = sys.modules.get("pipeline.pipeline")
+    module = sys.modules.get("seqpipe.pipeline.pipeline")
     if module is None:
         return None  # nothing has imported Pipeline, so this is not one
     pipeline = module.Pipeline

@@ -9,8 +9,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from pipeline import EpochPlan
-
+from ..pipeline import EpochPlan
 from .executors import InlineExecutor, ProcessExecutor, ThreadExecutor
 from .pool import shutdown_all
 
@@ -65,7 +64,7 @@ class OrderedEnqueuer:
 
     Example:
         >>> import numpy as np
-        >>> from pipeline import Pipeline
+        >>> from seqpipe.pipeline import Pipeline
         >>> enqueuer = OrderedEnqueuer(Pipeline(np.arange(10), batch_size=4))
         >>> enqueuer.start(workers=0)
         >>> [b.tolist() for b in enqueuer.iter_epoch()]

@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import Pipeline
-
+from ..pipeline import Pipeline
 from .enqueuer import OrderedEnqueuer
 
 

@@ -127,7 +127,7 @@ class ProcessPool:
             )
         self._ctx = multiprocessing.get_context(method)
         if method == "forkserver":
-            self._ctx.set_forkserver_preload(["parallel.worker"])
+            self._ctx.set_forkserver_preload(["seqpipe.parallel.worker"])
         self._num_workers = num_workers
         self._max_free_segments = max_free_segments
         self._per_worker = max(1, tasks_per_worker)

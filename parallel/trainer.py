@@ -33,8 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import Pipeline
-
+from ..pipeline import Pipeline
 from .backup import Backup, Saved, model_identity
 from .enqueuer import OrderedEnqueuer
 from .feed import Feed, as_xyw

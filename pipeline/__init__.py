@@ -3,8 +3,7 @@
 Importing this package never imports TensorFlow.
 """
 
-from sources._lazy import lazy_exports
-
+from .cache import write_hdf5
 from .custom_objects import (
     CustomObjectScope,
     custom_object_scope,
@@ -16,10 +15,6 @@ from .plan import BatchPlan, EpochPlan
 from .plot import plot_model
 from .sequence import Sequence
 from .summary import print_summary
-
-# `write_hdf5` pulls in h5py and the sources; every enqueuer worker imports this
-# package, so the cache module loads only when it is asked for.
-__getattr__, __dir__ = lazy_exports(__name__, {"write_hdf5": ".cache"})
 
 __all__ = [
     "BatchPlan",

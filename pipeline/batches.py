@@ -8,6 +8,10 @@ from typing import Any
 
 import numpy as np
 
+# How a pipeline's sources form a batch: one array, a tuple, a dict, or the batches of a
+# wrapped batch-level Sequence.
+SINGLE, TUPLE, DICT, BATCHES = "single", "tuple", "dict", "batches"
+
 
 def leading_dim(batch: Any) -> int:
     """Returns the number of samples in a batch (the leading axis of its first array).

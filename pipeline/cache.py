@@ -24,15 +24,19 @@ import os
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 
-from sources import HDF5Matrix
-
+from .. import sources as _sources
+from .._core.checks import check_int
+from .._core.hooks import provide
+from .batches import BATCHES, DICT, SINGLE, TUPLE
 from .fingerprint import FORMAT, fingerprint, split_transforms
-from .pipeline import BATCHES, DICT, SINGLE, TUPLE, Pipeline
+from .pipeline import Pipeline
+
+if TYPE_CHECKING:
+    import h5py
 
 FORMAT_ATTR = "seqpipe_format"
 FINGERPRINT_ATTR = "seqpipe_fingerprint"
@@ -168,6 +172,8 @@ def _compute_block(pipe: Pipeline, block: int) -> tuple[int, list[np.ndarray]]:
 
 
 def _create_partial(partial: str, digest: str, layout: CacheLayout) -> h5py.File:
+    import h5py  # with the module: importing the pipeline package does not load h5py
+
     f = h5py.File(partial, "w")
     f.attrs[FORMAT_ATTR] = FORMAT
     f.attrs[FINGERPRINT_ATTR] = digest
@@ -190,6 +196,8 @@ def _create_partial(partial: str, digest: str, layout: CacheLayout) -> h5py.File
 
 def _resume_or_create(partial: str, digest: str, plan: Callable[[], CacheLayout]) -> h5py.File:
     """Reopens this pipeline's partial file to resume it, or starts a new one."""
+    import h5py
+
     if os.path.exists(partial):
         try:
             f = h5py.File(partial, "r+")
@@ -262,6 +270,8 @@ def _finish(f: h5py.File, partial: str, path: str) -> None:
 
 def _read_layout(path: str, digest: str) -> CacheLayout:
     """Checks that ``path`` is a complete cache of ``digest`` and returns its layout."""
+    import h5py
+
     try:
         f = h5py.File(path, "r")
     except OSError as error:
@@ -292,7 +302,7 @@ def _read_layout(path: str, digest: str) -> CacheLayout:
 
 
 def _cached_pipeline(seq: Pipeline, path: str, layout: CacheLayout) -> Pipeline:
-    matrices = [HDF5Matrix(path, name) for name in layout.names]
+    matrices = [_sources.HDF5Matrix(path, name) for name in layout.names]
     if layout.structure == SINGLE:
         sources: Any = matrices[0]
     elif layout.structure == TUPLE:
@@ -313,11 +323,6 @@ def _cached_pipeline(seq: Pipeline, path: str, layout: CacheLayout) -> Pipeline:
         cached = cached.shard(plan.num_shards, plan.shard_index)
     cached.epoch = seq.epoch
     return cached
-
-
-def _check_int(name: str, value: Any, ok: Callable[[int], bool], expected: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not ok(value):
-        raise ValueError(f"{name} must be {expected}. Received: {name}={value!r}")
 
 
 def write_hdf5(
@@ -379,9 +384,10 @@ def write_hdf5(
             f"cannot cache {seq!r}: it wraps a batch-level Sequence, which has no samples "
             f"to write; build the Pipeline from array-like sources instead"
         )
-    _check_int("n_jobs", n_jobs, lambda v: v != 0, "a non-zero int (-1: all cores)")
+    if check_int("n_jobs", n_jobs, hint="Use a non-zero count (-1: all cores).") == 0:
+        raise ValueError("n_jobs must be a non-zero integer (-1: all cores). Received: n_jobs=0")
     if rows_per_task is not None:
-        _check_int("rows_per_task", rows_per_task, lambda v: v >= 1, "an int >= 1 or None")
+        check_int("rows_per_task", rows_per_task, 1, hint="Or None to pick about 8 MB.")
     path = os.fspath(path)
     digest = fingerprint(seq)
     if not os.path.exists(path):
@@ -399,3 +405,6 @@ def write_hdf5(
                     raise
                 _finish(f, partial, path)
     return _cached_pipeline(seq, path, _read_layout(path, digest))
+
+
+provide("Pipeline.cache", write_hdf5)

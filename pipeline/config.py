@@ -14,26 +14,43 @@ from typing import Any
 
 import numpy as np
 
-from sources import HDF5Matrix, ImageFiles, ParquetSource, TransformedSource
-from transforms import AUGMENTATIONS, Lambda, Normalize, Resize, ToCategorical, Transform
-
+from .. import sources as _sources
+from ..transforms import (
+    AUGMENTATIONS,
+    Lambda,
+    Normalize,
+    Resize,
+    ToCategorical,
+    Transform,
+    TransformedSource,
+)
+from .batches import DICT, TUPLE
 from .custom_objects import resolve
+from .sequence import Sequence
 
 PLACEHOLDER = "InMemoryArray"
-BUILTINS: dict[str, Any] = {
-    cls.__name__: cls
-    for cls in (
-        HDF5Matrix,
-        ImageFiles,
-        ParquetSource,
-        TransformedSource,
-        Lambda,
-        Normalize,
-        Resize,
-        ToCategorical,
-        *AUGMENTATIONS,
-    )
-}
+_BUILTIN_TRANSFORMS = (TransformedSource, Lambda, Normalize, Resize, ToCategorical, *AUGMENTATIONS)
+# Sources whose modules load on first use (h5py, pyarrow): looked up by name only when a
+# config names them, so that importing the pipeline package stays light.
+_BUILTIN_SOURCES = ("HDF5Matrix", "ImageFiles", "ParquetSource")
+
+
+def builtins() -> dict[str, Any]:
+    """The classes configs name without registration: seqpipe's sources and transforms."""
+    found = {cls.__name__: cls for cls in _BUILTIN_TRANSFORMS}
+    found.update({name: getattr(_sources, name) for name in _BUILTIN_SOURCES})
+    return found
+
+
+def _is_pipeline(obj: Any) -> bool:
+    # A nested `Pipeline` (a wrapped batch-level source): saved with its own config.
+    # Recognised by its plan, as this module sits below ``pipeline.py``.
+    return isinstance(obj, Sequence) and hasattr(obj, "plan") and hasattr(obj, "get_config")
+
+
+def _is_hdf5(obj: Any) -> bool:
+    # Checked by module before the class: an HDF5Matrix exists only once h5py is loaded.
+    return type(obj).__module__.endswith(".sources.hdf5") and isinstance(obj, _sources.HDF5Matrix)
 
 
 def _class_name(obj: Any) -> str:
@@ -51,8 +68,6 @@ def serialize(obj: Any, path: str, external_sources: bool) -> dict[str, Any]:
     Raises:
         ValueError: for objects that cannot be saved, naming ``path``.
     """
-    from .pipeline import Pipeline
-
     if isinstance(obj, np.ndarray):
         if not external_sources:
             raise ValueError(
@@ -64,9 +79,9 @@ def serialize(obj: Any, path: str, external_sources: bool) -> dict[str, Any]:
             "class_name": PLACEHOLDER,
             "config": {"name": path, "shape": list(obj.shape), "dtype": str(obj.dtype)},
         }
-    if isinstance(obj, Pipeline):
+    if _is_pipeline(obj):
         return {"class_name": "Pipeline", "config": obj.get_config(external_sources)}
-    if isinstance(obj, HDF5Matrix):
+    if _is_hdf5(obj):
         config = {
             "datapath": obj.datapath,
             "dataset": obj.dataset,
@@ -106,15 +121,20 @@ def deserialize(
     spec: Mapping[str, Any] | None,
     custom_objects: Mapping[str, Any] | None = None,
     sources: Mapping[str, Any] | None = None,
+    pipeline_cls: Any = None,
 ) -> Any:
     """Rebuilds what `serialize` saved.
+
+    Args:
+        spec: ``{"class_name", "config"}`` from `serialize`, or ``None``.
+        custom_objects: extra ``{name: class or function}``.
+        sources: ``{placeholder name: array}`` for in-memory sources.
+        pipeline_cls: the `Pipeline` class, for nested pipelines.
 
     Raises:
         ValueError: for an unknown class name (suggesting `CustomObjectScope`) or a
             placeholder whose array was not supplied.
     """
-    from .pipeline import Pipeline
-
     if spec is None:
         return None
     name, config = spec["class_name"], dict(spec["config"])
@@ -127,19 +147,19 @@ def deserialize(
                 f"array}})"
             )
         return sources[key]
-    if name == "Pipeline":
-        return Pipeline.from_config(config, custom_objects=custom_objects, sources=sources)
+    if name == "Pipeline" and pipeline_cls is not None:
+        return pipeline_cls.from_config(config, custom_objects=custom_objects, sources=sources)
     if name == "HDF5Matrix":
         config["normalizer"] = deserialize(config["normalizer"], custom_objects)
-        return HDF5Matrix(**config)
+        return _sources.HDF5Matrix(**config)
     if name == "TransformedSource":
         return TransformedSource(
-            deserialize(config["source"], custom_objects, sources),
+            deserialize(config["source"], custom_objects, sources, pipeline_cls),
             deserialize(config["transform"], custom_objects),
         )
     if name == "Lambda" and ":" not in config["fn"]:
         config["fn"] = resolve(config["fn"], custom_objects)
-    cls = resolve(name, custom_objects, BUILTINS)
+    cls = resolve(name, custom_objects, builtins())
     if hasattr(cls, "from_config"):
         return cls.from_config(config)
     return cls(**config)
@@ -147,8 +167,6 @@ def deserialize(
 
 def pipeline_config(pipeline: Any, external_sources: bool) -> dict[str, Any]:
     """`Pipeline.get_config`: its sources, plan settings and transforms, serialized."""
-    from .pipeline import DICT, TUPLE
-
     structure, own = pipeline.structure, pipeline.sources
     if structure == TUPLE:
         sources: Any = [serialize(s, str(i), external_sources) for i, s in enumerate(own)]
@@ -179,10 +197,9 @@ def pipeline_from_config(
     sources: Mapping[str, Any] | None,
 ) -> Any:
     """`Pipeline.from_config`: a ``cls`` rebuilt from `pipeline_config`'s output."""
-    from .pipeline import DICT, TUPLE
 
     def load(spec: Any) -> Any:
-        return deserialize(spec, custom_objects, sources)
+        return deserialize(spec, custom_objects, sources, cls)
 
     structure, saved = config["structure"], config["sources"]
     if structure == TUPLE:

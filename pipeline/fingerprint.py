@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from sources import TransformedSource
-from transforms import Transform
-
-from .pipeline import DICT, TUPLE, Pipeline
+from ..transforms import Transform, TransformedSource
+from .batches import DICT, TUPLE
+from .config import serialize, serialize_callable
+from .pipeline import Pipeline
 
 FORMAT = "seqpipe-cache-1"  # the cache file format, part of every fingerprint
 
@@ -45,8 +45,6 @@ def _array_digest(array: np.ndarray) -> dict[str, Any]:
 
 
 def _source_config(source: Any, name: str) -> Any:
-    from .config import serialize, serialize_callable
-
     if isinstance(source, np.ndarray):
         return {"class_name": "ndarray", "config": _array_digest(source)}
     if isinstance(source, TransformedSource):
@@ -79,8 +77,6 @@ def fingerprint(seq: Pipeline) -> str:
         >>> a == fingerprint(Pipeline(np.arange(1, 5), batch_size=2))
         False
     """
-    from .config import serialize
-
     deterministic, _ = split_transforms(seq)
     try:
         if seq.structure == TUPLE:

@@ -11,13 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from transforms import Transform, as_transform, batch_generator
-
-from .batches import attach_weights, leading_dim
+from .._core.hooks import provide, provided
+from ..transforms import Transform, as_transform, batch_generator
+from .batches import BATCHES, DICT, SINGLE, TUPLE, attach_weights, leading_dim
+from .config import pipeline_config, pipeline_from_config
 from .plan import BatchPlan, EpochPlan
 from .sequence import Sequence
-
-SINGLE, TUPLE, DICT, BATCHES = "single", "tuple", "dict", "batches"
 
 
 def _is_batch_level(source: Any) -> bool:
@@ -347,9 +346,8 @@ class Pipeline(Sequence):
             >>> seq = Pipeline(images, batch_size=64, shuffle=True)  # doctest: +SKIP
             >>> fast = seq.cache("images.h5", n_jobs=2)              # doctest: +SKIP
         """
-        from .cache import write_hdf5
-
-        return write_hdf5(self, path, n_jobs=n_jobs, rows_per_task=rows_per_task, verbose=verbose)
+        # The body is `pipeline.write_hdf5` (``pipeline/cache.py``, above this module).
+        return provided("Pipeline.cache")(self, path, n_jobs, rows_per_task, verbose)
 
     # -- configs -----------------------------------------------------------------------
 
@@ -369,8 +367,6 @@ class Pipeline(Sequence):
             >>> config["sources"]["class_name"], config["batch_size"]
             ('InMemoryArray', 2)
         """
-        from .config import pipeline_config
-
         return pipeline_config(self, external_sources)
 
     @classmethod
@@ -390,8 +386,6 @@ class Pipeline(Sequence):
         Raises:
             ValueError: for a name that cannot be resolved or a missing source.
         """
-        from .config import pipeline_from_config
-
         return pipeline_from_config(cls, config, custom_objects, sources)
 
     def to_json(self, external_sources: bool = False, **kwargs: Any) -> str:
@@ -423,3 +417,10 @@ class Pipeline(Sequence):
             parts.append(f"shard={plan.shard_index}/{plan.num_shards}")
         chain = "".join(f" | {t!r}" for t in self._transforms)
         return f"Pipeline({', '.join(parts)}){chain}"
+
+
+def _wrap_sequence(sequence: Sequence, transform: Callable) -> Pipeline:
+    return Pipeline(sequence) | transform
+
+
+provide("Sequence.__or__", _wrap_sequence)

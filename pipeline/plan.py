@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._core.checks import check_int
 from .permutation import MAX_SIZE, IndexPermutation
 
 ShuffleMode = bool | str
@@ -59,18 +60,6 @@ class BatchPlan:
 # Third entropy word of the sample and of the batch permutation: independent keys.
 _SAMPLE_STREAM = 0
 _BATCH_STREAM = 1
-
-
-def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | np.integer)
-        or value < minimum
-        or (maximum is not None and value > maximum)
-    ):
-        expected = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ValueError(f"{name} must be an integer {expected}. Received: {name}={value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -123,11 +112,11 @@ class EpochPlan:
     shard_index: int = 0
 
     def __post_init__(self) -> None:
-        _check_int("num_samples", self.num_samples, 1, MAX_SIZE)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("seed", self.seed, 0)
-        _check_int("num_shards", self.num_shards, 1)
-        _check_int("shard_index", self.shard_index, 0)
+        check_int("num_samples", self.num_samples, 1, MAX_SIZE)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("seed", self.seed, 0)
+        check_int("num_shards", self.num_shards, 1)
+        check_int("shard_index", self.shard_index, 0)
         if self.shuffle not in (False, True, "batch") or isinstance(self.shuffle, np.bool_):
             raise ValueError(
                 f"shuffle must be False, True or 'batch'. Received: shuffle={self.shuffle!r}"
@@ -181,7 +170,7 @@ class EpochPlan:
         Raises:
             ValueError: if ``epoch`` is not a non-negative integer.
         """
-        _check_int("epoch", epoch, 0)
+        check_int("epoch", epoch, 0)
         if self.shuffle is True:
             return IndexPermutation(self.num_samples, self.seed, epoch, _SAMPLE_STREAM)
         return IndexPermutation(self.num_samples)
@@ -200,7 +189,7 @@ class EpochPlan:
             IndexError: if ``index`` is out of range.
             ValueError: if ``epoch`` is not a non-negative integer.
         """
-        _check_int("epoch", epoch, 0)
+        check_int("epoch", epoch, 0)
         num_batches = self.num_batches
         if not 0 <= index < num_batches:
             raise IndexError(f"batch index {index} out of range [0, {num_batches})")

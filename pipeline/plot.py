@@ -7,7 +7,8 @@ import os
 import shutil
 from typing import Any
 
-from .pipeline import DICT, TUPLE, Pipeline
+from .batches import DICT, TUPLE
+from .pipeline import Pipeline
 from .sequence import Sequence
 from .stages import Stage, as_pipeline, shapes, trace
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .._core.hooks import provided
+
 
 class Sequence:
     """Base object for fitting to a sequence of data, such as a dataset.
@@ -41,20 +43,18 @@ class Sequence:
         self, workers: int = 0, use_multiprocessing: bool = False, max_queue_size: int = 10
     ) -> Any:
         """A re-iterable ``tf.data.Dataset`` of this sequence, one epoch per iteration,
-        fed by an `OrderedEnqueuer` (see `pipeline.adapters.as_tf_dataset`)."""
-        from .adapters import as_tf_dataset
-
-        return as_tf_dataset(self, workers, use_multiprocessing, max_queue_size)
+        fed by an `OrderedEnqueuer` (see `seqpipe.parallel.as_tf_dataset`)."""
+        return provided("Sequence.as_tf_dataset")(
+            self, workers, use_multiprocessing, max_queue_size
+        )
 
     def as_keras(
         self, workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10
     ) -> Any:
-        """A ``keras.utils.PyDataset`` of this sequence, for ``model.fit``."""
-        from .adapters import as_keras
-
-        return as_keras(self, workers, use_multiprocessing, max_queue_size)
+        """A ``keras.utils.PyDataset`` of this sequence, for ``model.fit`` (see
+        `seqpipe.parallel.as_keras`)."""
+        return provided("Sequence.as_keras")(self, workers, use_multiprocessing, max_queue_size)
 
     def __or__(self, transform: Callable) -> Any:
-        from .pipeline import Pipeline
-
-        return Pipeline(self) | transform
+        """Wraps this sequence in a `Pipeline` and appends ``transform``."""
+        return provided("Sequence.__or__")(self, transform)

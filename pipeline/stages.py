@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from transforms import Lambda
-
-from .batches import attach_weights
-from .pipeline import BATCHES, DICT, SINGLE, TUPLE, Pipeline
+from ..transforms import Lambda
+from .batches import BATCHES, DICT, SINGLE, TUPLE, attach_weights
+from .pipeline import Pipeline
 from .sequence import Sequence
 
 

@@ -4,8 +4,8 @@ Each source has ``len`` and int/slice/index-array ``__getitem__``; ``source | t`
 ``t`` on every read. Depends only on numpy and the storage libraries.
 """
 
-from ._base import ArraySource, TransformedSource
-from ._lazy import lazy_exports
+from .._core.lazy import lazy_exports
+from ..transforms import ArraySource, TransformedSource
 
 # Each public name's module, imported on first use: a worker process unpickling an
 # `ImageFiles` should not pay for h5py, nor one reading HDF5 for pyarrow (a third of a

@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from transforms._resize_kernels import opencv, resize_image
+from .._core.opencv import opencv
+from ..transforms.resize_kernels import resize_image
 
 if TYPE_CHECKING:
     from PIL import Image

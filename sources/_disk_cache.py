@@ -19,29 +19,9 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from .._core.checks import check_writable_dir
+
 _LOCKS = "locks"
-
-
-def check_writable_dir(directory: str, label: str) -> None:
-    """Creates ``directory`` if needed and checks that a file can be written in it.
-
-    Args:
-        directory: the directory.
-        label: how the error names it, e.g. ``"cache_dir '/data'"``.
-
-    Raises:
-        ValueError: ``"<label> is not a writable directory: <reason>"``.
-
-    Example:
-        >>> import tempfile
-        >>> check_writable_dir(tempfile.gettempdir(), "cache_dir")
-    """
-    try:
-        os.makedirs(directory, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except OSError as error:
-        raise ValueError(f"{label} is not a writable directory: {error}") from error
 
 
 class DiskCache:

@@ -15,7 +15,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ._base import ArraySource, check_index, check_indices, contiguous_runs
+from .._core.indexing import check_index, check_indices, contiguous_runs
+from ..transforms import ArraySource
 from .hdf5_raw import RawRows
 
 

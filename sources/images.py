@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._base import ArraySource, check_index, check_indices
+from .._core.indexing import check_index, check_indices
+from ..transforms import ArraySource
 from ._decode import decode_image
 from ._disk_cache import DiskCache
 from ._filesystems import FileStore, resolve, resolve_paths
@@ -33,7 +34,7 @@ class ImageFiles(ArraySource):
     uint8; without it, a batch of differently sized images raises an error naming
     them. No scipy or scikit-image import for a JPEG. See NOTE [ Image decoding path ]
     in ``sources/_decode.py`` and NOTE [ Resize quality ] in
-    ``transforms/_resize_kernels.py``.
+    ``transforms/resize_kernels.py``.
 
     Args:
         paths: image file paths, or URIs on one filesystem (``s3://bucket/a.jpg``,

@@ -33,7 +33,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ._base import ArraySource, check_index, check_indices
+from .._core.indexing import check_index, check_indices
+from ..transforms import ArraySource
 from ._disk_cache import DiskCache
 from ._filesystems import FileStore, redact, resolve, version_of
 

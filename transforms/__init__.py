@@ -16,6 +16,7 @@ from .mix import CutMix, MixUp
 from .normalize import Normalize, normalize
 from .randomness import batch_generator, indices_generator
 from .resize import Resize, resize
+from .transformed_source import ArraySource, TransformedSource
 
 # The built-in random augmentations, registered for configs by class name.
 AUGMENTATIONS = (
@@ -33,6 +34,7 @@ AUGMENTATIONS = (
 
 __all__ = [
     "AUGMENTATIONS",
+    "ArraySource",
     "CutMix",
     "Lambda",
     "MixUp",
@@ -49,6 +51,7 @@ __all__ = [
     "Resize",
     "ToCategorical",
     "Transform",
+    "TransformedSource",
     "as_transform",
     "batch_generator",
     "indices_generator",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._resize_kernels import cast_result
+from .resize_kernels import cast_result
 
 FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 INTERPOLATIONS = ("bilinear", "nearest")

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .randomness import as_generator
+from .transformed_source import TransformedSource
 
 
 class Transform:
@@ -90,11 +91,8 @@ class Transform:
             return type(batch)(items)
         raise TypeError(f"{self!r}: on={on!r} needs a tuple or dict batch, got one array")
 
-    def __ror__(self, source: Any) -> Any:
-        # ``source | transform`` for sources without their own ``__or__`` (numpy
-        # arrays). Imported here because sources are the callers' concern, not ours.
-        from sources import TransformedSource
-
+    def __ror__(self, source: Any) -> TransformedSource:
+        # ``source | transform`` for sources without their own ``__or__`` (numpy arrays).
         return TransformedSource(source, self)
 
     def __repr__(self) -> str:

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from ._image import check_choice, check_images, check_size, is_number
-from ._resize_kernels import resize_image
 from .base import RandomTransform
+from .resize_kernels import resize_image
 
 # Pillow spline orders by Keras' interpolation names.
 INTERPOLATIONS = {"nearest": 0, "bilinear": 1, "bicubic": 3}
@@ -97,7 +97,7 @@ class RandomResizedCrop(RandomTransform):
     clamped to ``ratio`` is used (as ``torchvision.transforms.RandomResizedCrop``
     does). The box is then resized by Pillow, anti-aliased when shrinking (uint8 in
     uint8, other dtypes in float32; see NOTE [ Pillow resampling quality ] in
-    ``transforms/_resize_kernels.py``). Output: ``(n, height, width[, c])`` of the
+    ``transforms/resize_kernels.py``). Output: ``(n, height, width[, c])`` of the
     input's dtype.
 
     Args:

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 
 from ._image import check_images, is_number
-from ._resize_kernels import cast_result
 from .base import RandomTransform
 from .randomness import as_generator
+from .resize_kernels import cast_result
 
 
 class _MixTransform(RandomTransform):

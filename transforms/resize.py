@@ -1,7 +1,7 @@
 """Image resizing over a whole batch: `resize` and `Resize` (OpenCV, or scikit-image).
 
 NOTE [ Which resize path runs ]
-OpenCV (``transforms/_resize_kernels.py``) computes scikit-image's result for spline
+OpenCV (``transforms/resize_kernels.py``) computes scikit-image's result for spline
 ``order`` 0, 1 and 3 (3 as cubic convolution), every ``anti_aliasing`` setting, and
 ``preserve_range=True`` or float input: uint8 images are resized in uint8 when the
 result is uint8 (no float round trip), in float32 when the result is float. Everything
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ._resize_kernels import INTERPOLATION_ORDERS, cast_result, resize_batch
 from .base import Transform
+from .resize_kernels import INTERPOLATION_ORDERS, cast_result, resize_batch
 
 
 def _check_shape(output_shape: Any) -> tuple[int, int]:

@@ -25,7 +25,7 @@ SAMPLES = {"single": 60, "multi-worker": 64}  # 64: two shards, no padding rows
 def main() -> None:
     multi_worker = "TF_CONFIG" in os.environ
     if multi_worker:
-        from parallel import multi_worker_strategy
+        from seqpipe.parallel import multi_worker_strategy
 
         multi_worker_strategy()  # before TensorFlow initialises
         devices = None
@@ -41,8 +41,8 @@ def main() -> None:
 
     tf.config.experimental.enable_op_determinism()
 
-    from parallel import MultiGPUTrainer
-    from pipeline import Pipeline
+    from seqpipe.parallel import MultiGPUTrainer
+    from seqpipe.pipeline import Pipeline
 
     from ._recording import make_classifier, make_data
 

@@ -8,13 +8,13 @@ import numpy as np
 
 
 def main() -> None:
-    from parallel import MultiGPUTrainer, multi_worker_strategy
+    from seqpipe.parallel import MultiGPUTrainer, multi_worker_strategy
 
     multi_worker_strategy()  # before any model is built: TensorFlow's rule
 
     import keras
 
-    from pipeline import Pipeline
+    from seqpipe.pipeline import Pipeline
 
     from ._recording import RecordingPipeline, make_data, make_model
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipeline import Pipeline
+from seqpipe.pipeline import Pipeline
 
 
 def make_data(n):

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from pipeline import Sequence
+from seqpipe.pipeline import Sequence
 
 
 class Ids(Sequence):

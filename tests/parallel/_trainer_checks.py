@@ -33,8 +33,8 @@ def _error(fn):
 def replica_checks(out):
     import keras
 
-    from parallel import MultiGPUTrainer, multi_gpu_model
-    from pipeline import Pipeline
+    from seqpipe.parallel import MultiGPUTrainer, multi_gpu_model
+    from seqpipe.pipeline import Pipeline
 
     from ._recording import RecordingPipeline, make_data, make_model
 
@@ -110,8 +110,8 @@ def replica_checks(out):
 
 def metric_checks(out):
     """Compiled metrics against single-device model.evaluate, and fit's logs."""
-    from parallel import MultiGPUTrainer
-    from pipeline import Pipeline
+    from seqpipe.parallel import MultiGPUTrainer
+    from seqpipe.pipeline import Pipeline
 
     from ._recording import classes, make_classifier, make_data
 
@@ -167,8 +167,8 @@ def metric_checks(out):
 def mixed_precision_checks(out):
     import keras
 
-    from parallel import MultiGPUTrainer
-    from pipeline import Pipeline
+    from seqpipe.parallel import MultiGPUTrainer
+    from seqpipe.pipeline import Pipeline
 
     from ._recording import make_data, make_model
 
@@ -242,8 +242,8 @@ class Slow:
 def callback_checks(out, tmp):
     import keras
 
-    from parallel import MultiGPUTrainer
-    from pipeline import Pipeline
+    from seqpipe.parallel import MultiGPUTrainer
+    from seqpipe.pipeline import Pipeline
 
     from ._recording import classes, make_classifier, make_data
 

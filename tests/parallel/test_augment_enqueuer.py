@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from parallel import OrderedEnqueuer
-from pipeline import Pipeline
-from transforms import (
+from seqpipe.parallel import OrderedEnqueuer
+from seqpipe.pipeline import Pipeline
+from seqpipe.transforms import (
     CutMix,
     MixUp,
     RandomBrightness,

@@ -12,11 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import parallel.failures
-from parallel import BatchTimeout, OrderedEnqueuer, RemoteTraceback, WorkerCrashed
-from parallel.direct import plan_direct_read
-from parallel.shm import SHM_DIR_ENV, leftover_segments
-from pipeline import Pipeline
+from seqpipe.parallel import BatchTimeout, OrderedEnqueuer, RemoteTraceback, WorkerCrashed, failures
+from seqpipe.parallel.direct import plan_direct_read
+from seqpipe.parallel.shm import SHM_DIR_ENV, leftover_segments
+from seqpipe.pipeline import Pipeline
 
 from ._sequences import Failing, Hangs, Ids, Killing, RaisesUnpicklable
 
@@ -221,7 +220,7 @@ _CHILD = textwrap.dedent(
     import signal, sys, tempfile, time
     signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, {root!r})
-    from parallel import OrderedEnqueuer
+    from seqpipe.parallel import OrderedEnqueuer
     from tests.parallel._sequences import Hangs, Ids
     if __name__ == "__main__":
         seq = {sequence}
@@ -289,7 +288,7 @@ _TF_CHILD = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {root!r})
-    from parallel import OrderedEnqueuer
+    from seqpipe.parallel import OrderedEnqueuer
     from tests.parallel._sequences import Ids
     if __name__ == "__main__":
         import tensorflow as tf
@@ -323,8 +322,8 @@ _UNGUARDED_SCRIPT = """
 import sys
 sys.path.insert(0, {root!r})
 import numpy as np
-from parallel import OrderedEnqueuer
-from pipeline import Pipeline
+from seqpipe.parallel import OrderedEnqueuer
+from seqpipe.pipeline import Pipeline
 
 enqueuer = OrderedEnqueuer(Pipeline(np.zeros((8, 2)), batch_size=4), use_multiprocessing=True)
 enqueuer.start(workers=2)
@@ -341,7 +340,7 @@ def test_a_script_without_a_main_guard_fails_with_the_fix_instead_of_respawning(
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=100)
     assert out.returncode == 1
     last = out.stderr.strip().splitlines()[-1]
-    assert last.startswith("parallel.errors.WorkerStartFailed: 3 worker processes in a row")
+    assert last.startswith("seqpipe.parallel.errors.WorkerStartFailed: 3 worker processes in a row")
     assert "if __name__ == '__main__':" in last
 
 
@@ -448,7 +447,7 @@ def test_a_batch_that_keeps_hanging_raises_batch_timeout_naming_it(tmp_path):
 
 
 def test_without_batch_timeout_a_long_batch_warns_with_its_index_and_pid(tmp_path, monkeypatch):
-    monkeypatch.setattr(parallel.failures, "HANG_WARNING_SECONDS", 0.4)
+    monkeypatch.setattr(failures, "HANG_WARNING_SECONDS", 0.4)
     seq = Hangs(6, bad=2, marker_dir=str(tmp_path), times=1, seconds=1.5)
     with OrderedEnqueuer(seq, use_multiprocessing=True) as enqueuer:
         enqueuer.start(workers=2)

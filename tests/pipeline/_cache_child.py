@@ -52,7 +52,7 @@ def logged_reads(log: str) -> list[tuple[int, int]]:
 
 
 def make_pipeline(log: str | None = None, delay: float = 0.0):
-    from pipeline import Pipeline
+    from seqpipe.pipeline import Pipeline
 
     return Pipeline(
         (LoggedSource(log=log, delay=delay), expected()[1]), batch_size=8, shuffle=True, seed=1

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import Pipeline, Sequence, write_hdf5
-from pipeline.cache import DONE, fingerprint, split_transforms
-from sources import HDF5Matrix, ImageFiles
-from transforms import Lambda, Normalize, ToCategorical, Transform
+from seqpipe.pipeline import Pipeline, Sequence, write_hdf5
+from seqpipe.pipeline.cache import DONE, fingerprint, split_transforms
+from seqpipe.sources import HDF5Matrix, ImageFiles
+from seqpipe.transforms import Lambda, Normalize, ToCategorical, Transform
 
 from ._cache_child import ROWS_PER_TASK, N, expected, logged_reads, make_pipeline
 

@@ -4,9 +4,9 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline import CustomObjectScope, Pipeline, Sequence, register
-from sources import HDF5Matrix
-from transforms import Lambda, Normalize, Resize, ToCategorical, Transform
+from seqpipe.pipeline import CustomObjectScope, Pipeline, Sequence, register
+from seqpipe.sources import HDF5Matrix
+from seqpipe.transforms import Lambda, Normalize, Resize, ToCategorical, Transform
 
 
 class Scale(Transform):

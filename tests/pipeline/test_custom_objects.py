@@ -1,7 +1,7 @@
 import pytest
 
-from pipeline import CustomObjectScope, custom_object_scope, get_custom_objects, register
-from pipeline.custom_objects import resolve
+from seqpipe.pipeline import CustomObjectScope, custom_object_scope, get_custom_objects, register
+from seqpipe.pipeline.custom_objects import resolve
 
 
 class A:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.permutation import MAX_SIZE, IndexPermutation
+from seqpipe.pipeline.permutation import MAX_SIZE, IndexPermutation
 
 PRIMES = [3, 5, 7, 13, 251, 8191, 65521, 99991]
 POWERS_OF_TWO_PLUS_MINUS_ONE = sorted(

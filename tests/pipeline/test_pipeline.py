@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from pipeline import Pipeline, Sequence
-from sources import HDF5Matrix
-from transforms import Lambda, Normalize, ToCategorical
+from seqpipe.pipeline import Pipeline, Sequence
+from seqpipe.sources import HDF5Matrix
+from seqpipe.transforms import Lambda, Normalize, ToCategorical
 
 
 def _ids(n=10):

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parallel import OrderedEnqueuer
-from pipeline import EpochPlan, Pipeline
-from pipeline.permutation import MAX_SIZE, IndexPermutation
+from seqpipe.parallel import OrderedEnqueuer
+from seqpipe.pipeline import EpochPlan, Pipeline
+from seqpipe.pipeline.permutation import MAX_SIZE, IndexPermutation
 
 plans = st.builds(
     lambda n, b, shuffle, seed, drop, k: (n, b, shuffle, seed, drop, k),

@@ -6,8 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from pipeline import Pipeline, plot_model, print_summary
-from transforms import Lambda, Normalize, ToCategorical
+from seqpipe.pipeline import Pipeline, plot_model, print_summary
+from seqpipe.transforms import Lambda, Normalize, ToCategorical
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz not installed")
 

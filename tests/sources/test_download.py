@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from sources import UnsafeArchiveError, get_file
+from seqpipe.sources import UnsafeArchiveError, get_file
 
 pytestmark = pytest.mark.timeout(60)
 PAYLOAD = os.urandom(300_000)

@@ -5,10 +5,10 @@ import h5py
 import numpy as np
 import pytest
 
-from parallel import OrderedEnqueuer
-from parallel.direct import plan_direct_read
-from pipeline import Pipeline
-from sources import HDF5Matrix
+from seqpipe.parallel import OrderedEnqueuer
+from seqpipe.parallel.direct import plan_direct_read
+from seqpipe.pipeline import Pipeline
+from seqpipe.sources import HDF5Matrix
 
 
 def _ids(arr):
@@ -192,7 +192,7 @@ def test_enqueuer_reads_hdf5_straight_into_shared_memory(tmp_path, shuffle):
     ],
 )
 def test_raw_row_reads_match_h5py_for_every_layout(tmp_path, layout):
-    from sources.hdf5_raw import RawRows
+    from seqpipe.sources.hdf5_raw import RawRows
 
     path = tmp_path / "layouts.h5"
     data = np.random.default_rng(2).random((40, 6, 5)).astype("float32")

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from skimage.io import imsave
 
-from pipeline import Pipeline
-from sources import ImageFiles
-from transforms import ToCategorical
+from seqpipe.pipeline import Pipeline
+from seqpipe.sources import ImageFiles
+from seqpipe.transforms import ToCategorical
 
 
 @pytest.fixture
@@ -166,7 +166,7 @@ def test_corrupt_or_truncated_jpeg_names_the_file(tmp_path):
 
 
 def test_dct_scaling_only_when_target_is_at_most_half():
-    from sources._decode import _dct_scale, decode_image
+    from seqpipe.sources._decode import _dct_scale, decode_image
 
     assert _dct_scale((640, 480), (224, 224)) == 2
     assert _dct_scale((640, 480), (100, 100)) == 4
@@ -175,7 +175,7 @@ def test_dct_scaling_only_when_target_is_at_most_half():
     data = jpeg_bytes(photo(480, 640))
     reduced = decode_image(data, "x.jpg", (112, 150)).astype(int)
     full = decode_image(data, "x.jpg")
-    from transforms._resize_kernels import resize_image
+    from seqpipe.transforms.resize_kernels import resize_image
 
     assert np.abs(reduced - resize_image(full, (112, 150))).mean() < 2
 
@@ -187,7 +187,7 @@ def test_reading_jpegs_does_not_import_scipy(tmp_path):
 
     (tmp_path / "x.jpg").write_bytes(jpeg_bytes(photo()))
     code = (
-        "import sys; from sources import ImageFiles; "
+        "import sys; from seqpipe.sources import ImageFiles; "
         f"ImageFiles([{str(tmp_path / 'x.jpg')!r}], output_shape=(32, 32))[[0, 0]]; "
         "print('scipy' in sys.modules, 'skimage' in sys.modules)"
     )
@@ -203,14 +203,14 @@ def test_a_worker_reading_jpegs_imports_no_heavy_library(tmp_path):
 
     import cloudpickle
 
-    from pipeline import Pipeline
+    from seqpipe.pipeline import Pipeline
 
     (tmp_path / "x.jpg").write_bytes(jpeg_bytes(photo()))
     images = ImageFiles([tmp_path / "x.jpg"] * 2, output_shape=(32, 32))
     (tmp_path / "seq.pkl").write_bytes(cloudpickle.dumps(Pipeline(images, batch_size=2)))
     heavy = ["scipy", "skimage", "PIL", "pyarrow", "filelock", "h5py", "tensorflow"]
     code = (
-        "import sys, pickle, parallel.worker; "
+        "import sys, pickle, seqpipe.parallel.worker; "
         f"seq = pickle.loads(open({str(tmp_path / 'seq.pkl')!r}, 'rb').read()); "
         "print(seq[0].shape, *[m for m in " + repr(heavy) + " if m in sys.modules])"
     )
@@ -219,7 +219,7 @@ def test_a_worker_reading_jpegs_imports_no_heavy_library(tmp_path):
 
 
 def test_anti_aliasing_off_samples_like_tf_and_is_kept_in_the_config(tmp_path):
-    from transforms._resize_kernels import resize_image
+    from seqpipe.transforms.resize_kernels import resize_image
 
     path = tmp_path / "noise.png"  # fine texture, where the blur shows
     imsave(path, np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8))

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from parallel import OrderedEnqueuer
-from pipeline import Pipeline
-from sources import ImageFiles, ParquetSource
+from seqpipe.parallel import OrderedEnqueuer
+from seqpipe.pipeline import Pipeline
+from seqpipe.sources import ImageFiles, ParquetSource
 
 from ._s3_server import S3Server
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import Pipeline
-from sources import ParquetSource
+from seqpipe.pipeline import Pipeline
+from seqpipe.sources import ParquetSource
 
 
 def _table(start, n):
@@ -126,7 +126,7 @@ def test_columns_of_many_chunks_and_zero_copy_decoding(tmp_path):
     assert image.shape[1:] == (2, 3) and not image.flags.owndata  # a view of Arrow's buffer
     assert src[[29, 0, 12, 12]]["id"].tolist() == [29, 0, 12, 12]
     sliced = pa.FixedSizeListArray.from_arrays(pa.array(np.arange(12.0)), 3).slice(1, 2)
-    from sources.parquet import _to_numpy
+    from seqpipe.sources.parquet import _to_numpy
 
     assert _to_numpy(sliced).tolist() == [[3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]
 

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import transforms
-from pipeline import CustomObjectScope, Pipeline, plot_model, print_summary
-from sources import TransformedSource
-from transforms import (
+from seqpipe import transforms
+from seqpipe.pipeline import CustomObjectScope, Pipeline, plot_model, print_summary
+from seqpipe.sources import TransformedSource
+from seqpipe.transforms import (
     AUGMENTATIONS,
     CutMix,
     Lambda,

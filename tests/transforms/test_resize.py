@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from skimage.transform import resize as sk_resize
 
-from transforms import Resize, resize
-from transforms._resize_kernels import resize_batch, resize_image
+from seqpipe.transforms import Resize, resize
+from seqpipe.transforms.resize_kernels import resize_batch, resize_image
 
 
 def smooth_batch(n=3, size=(96, 120)):
@@ -123,7 +123,7 @@ def test_resize_transform_dtypes_and_config():
 @pytest.mark.timeout(60)
 def test_fast_path_does_not_import_scipy():
     code = (
-        "import sys, numpy as np; from transforms import Resize; "
+        "import sys, numpy as np; from seqpipe.transforms import Resize; "
         "Resize((32, 32))(np.zeros((2, 64, 64, 3), np.uint8)); "
         "print('scipy' in sys.modules, 'skimage' in sys.modules)"
     )

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from sources import TransformedSource
-from transforms import (
+from seqpipe.sources import TransformedSource
+from seqpipe.transforms import (
     Lambda,
     Normalize,
     Resize,

@@ -19,12 +19,11 @@ scikit-image's cubic spline; nearest may pick the other neighbour on exact ties.
 
 from __future__ import annotations
 
-import functools
 import math
-import multiprocessing
-from types import ModuleType
 
 import numpy as np
+
+from .._core.opencv import opencv
 
 # Dtypes OpenCV filters and resizes natively; others go through float64.
 _NATIVE = frozenset(np.dtype(t) for t in ("uint8", "uint16", "int16", "float32", "float64"))
@@ -34,22 +33,6 @@ _NATIVE = frozenset(np.dtype(t) for t in ("uint8", "uint16", "int16", "float32",
 _TRUNCATE = {np.dtype(np.uint8): 3.0}
 _TRUNCATE_FLOAT = 4.0
 INTERPOLATION_ORDERS = (0, 1, 3)
-
-
-@functools.cache
-def opencv() -> ModuleType:
-    """Returns ``cv2``, imported on first use so that ``import transforms`` stays light.
-
-    In a worker process (a ``multiprocessing`` child) OpenCV runs on one thread: the
-    workers are the parallelism, and OpenCV's own threads would compete with them
-    (2 enqueuer workers on 2 cores: about 25 % more images/s single-threaded), the rule
-    PyTorch's DataLoader applies to torch's threads in its workers.
-    """
-    import cv2
-
-    if multiprocessing.parent_process() is not None:
-        cv2.setNumThreads(1)
-    return cv2
 
 
 def antialias_sigmas(

@@ -1,7 +1,7 @@
 """Adapter checks with real TensorFlow, run in a fresh process.
 
-``python -m tests.pipeline._adapter_checks`` prints one JSON object of measured values;
-tests/pipeline/test_adapters.py asserts on them (and on what is left after this process
+``python -m tests.parallel._adapter_checks`` prints one JSON object of measured values;
+tests/parallel/test_adapters.py asserts on them (and on what is left after this process
 exits).
 """
 
@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from pipeline import Sequence
+from seqpipe.pipeline import Sequence
 
 NUM_BATCHES = 6
 
@@ -78,7 +78,7 @@ def _alive(pids):
 
 
 def _segments():
-    from parallel.shm import leftover_segments
+    from seqpipe.parallel.shm import leftover_segments
 
     return leftover_segments(f"seqpipe_{os.getpid()}_")
 

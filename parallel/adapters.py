@@ -26,6 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from .._core.hooks import provide
+from .enqueuer import OrderedEnqueuer
+
 
 def _spec(value: Any) -> Any:
     import tensorflow as tf
@@ -61,7 +64,7 @@ class EnqueuerFeed:
         max_queue_size: batches computed ahead.
 
     Example:
-        >>> from pipeline import Pipeline
+        >>> from seqpipe.pipeline import Pipeline
         >>> feed = EnqueuerFeed(Pipeline(np.arange(5), batch_size=2), 0, False, 10)
         >>> [feed.next_batch().tolist() for _ in range(3)]
         [[0, 1], [2, 3], [4]]
@@ -81,8 +84,6 @@ class EnqueuerFeed:
     def next_batch(self) -> Any:
         """The next batch of the current epoch (starting the enqueuer if needed)."""
         if self.enqueuer is None:
-            from parallel import OrderedEnqueuer
-
             workers, use_multiprocessing, max_queue_size = self._options
             self.enqueuer = OrderedEnqueuer(self.sequence, use_multiprocessing)
             self.enqueuer.start(workers=workers, max_queue_size=max_queue_size)
@@ -145,7 +146,7 @@ def as_tf_dataset(
         The dataset, with ``output_signature`` inferred from batch 0.
 
     Example:
-        >>> from pipeline import Pipeline
+        >>> from seqpipe.pipeline import Pipeline
         >>> ds = Pipeline(np.arange(10), batch_size=4).as_tf_dataset(workers=2)
         >>> [len(b) for b in ds]  # doctest: +SKIP
         [4, 4, 2]
@@ -198,7 +199,7 @@ def _sequence_dataset_class() -> type:
         """A ``keras.utils.PyDataset`` over a `Sequence`, fed by our `OrderedEnqueuer`.
 
         See NOTE [ How model.fit reads an as_keras() dataset ] in
-        ``pipeline/adapters.py``.
+        ``parallel/adapters.py``.
         """
 
         def __init__(
@@ -289,8 +290,12 @@ def as_keras(
         The ``keras.utils.PyDataset``.
 
     Example:
-        >>> from pipeline import Pipeline
+        >>> from seqpipe.pipeline import Pipeline
         >>> with Pipeline((x, y), 64).as_keras(2, True) as ds:  # doctest: +SKIP
         ...     model.fit(ds, epochs=10, shuffle=False)
     """
     return _sequence_dataset_class()(seq, workers, use_multiprocessing, max_queue_size)
+
+
+provide("Sequence.as_tf_dataset", as_tf_dataset)
+provide("Sequence.as_keras", as_keras)

@@ -1,6 +1,6 @@
 """as_keras / as_tf_dataset fed by one OrderedEnqueuer kept across epochs.
 
-The TensorFlow checks run once in a fresh process (tests/pipeline/_adapter_checks.py);
+The TensorFlow checks run once in a fresh process (tests/parallel/_adapter_checks.py);
 the feed itself is tested here without TensorFlow.
 """
 
@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parallel.shm import leftover_segments
-from pipeline import Pipeline
-from pipeline.adapters import EnqueuerFeed
+from seqpipe.parallel.adapters import EnqueuerFeed
+from seqpipe.parallel.shm import leftover_segments
+from seqpipe.pipeline import Pipeline
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 N = 6  # NUM_BATCHES of the checks
@@ -40,7 +40,7 @@ def checks():
     pytest.importorskip("tensorflow")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ROOT}
     out = subprocess.run(
-        [sys.executable, "-m", "tests.pipeline._adapter_checks"],
+        [sys.executable, "-m", "tests.parallel._adapter_checks"],
         capture_output=True,
         text=True,
         timeout=240,
