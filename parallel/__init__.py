@@ -1,5 +1,9 @@
-"""Running pipelines: the multiprocess `OrderedEnqueuer`, `MultiGPUTrainer` and
-`multi_gpu_model` (these two import TensorFlow when used, not when imported)."""
+"""Running pipelines: the multiprocess `OrderedEnqueuer`, the framework adapters
+(`as_keras`, `as_tf_dataset`), `MultiGPUTrainer` and `multi_gpu_model` (TensorFlow is
+imported when they are used, not when this package is).
+
+Layer 4 of 4, the top (see ``seqpipe``): imports every layer below it.
+"""
 
 from .._core.lazy import lazy_exports
 

@@ -24,105 +24,9 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-
 from .._core.hooks import provide
-from .enqueuer import OrderedEnqueuer
-
-
-def _spec(value: Any) -> Any:
-    import tensorflow as tf
-
-    array = np.asarray(value)
-    # The sample axis is left open: the last batch of an epoch may be short.
-    return tf.TensorSpec(shape=(None, *array.shape[1:]), dtype=tf.as_dtype(array.dtype))
-
-
-def output_signature(batch: Any) -> Any:
-    """`tf.TensorSpec` structure of a batch (tuple, dict or array), batch axis ``None``."""
-    if isinstance(batch, dict):
-        return {k: _spec(v) for k, v in batch.items()}
-    if isinstance(batch, tuple | list):
-        return tuple(_spec(v) for v in batch)
-    return _spec(batch)
-
-
-def _as_tuple(batch: Any) -> Any:
-    return tuple(batch) if isinstance(batch, list) else batch
-
-
-class EnqueuerFeed:
-    """Batches of ``seq`` in epoch order from one `OrderedEnqueuer` kept across epochs.
-
-    The enqueuer starts at the first `next_batch` and stays until `stop` (or until the
-    feed is garbage collected), so its workers start once, not once per epoch.
-
-    Args:
-        seq: the `Sequence` or `Pipeline`.
-        workers: enqueuer workers (0: computed in the consumer's thread).
-        use_multiprocessing: worker processes instead of threads.
-        max_queue_size: batches computed ahead.
-
-    Example:
-        >>> from seqpipe.pipeline import Pipeline
-        >>> feed = EnqueuerFeed(Pipeline(np.arange(5), batch_size=2), 0, False, 10)
-        >>> [feed.next_batch().tolist() for _ in range(3)]
-        [[0, 1], [2, 3], [4]]
-        >>> feed.finish_epoch()
-        >>> feed.stop()
-    """
-
-    def __init__(self, seq: Any, workers: int, use_multiprocessing: bool, max_queue_size: int):
-        self.sequence = seq
-        self._options = (workers, use_multiprocessing, max_queue_size)
-        self.enqueuer: Any = None
-        self._batches: Iterator[Any] | None = None
-        self._finalizer: weakref.finalize | None = None
-        # Invariant: batches [0, position) of the current epoch came from the enqueuer.
-        self.position = 0
-
-    def next_batch(self) -> Any:
-        """The next batch of the current epoch (starting the enqueuer if needed)."""
-        if self.enqueuer is None:
-            workers, use_multiprocessing, max_queue_size = self._options
-            self.enqueuer = OrderedEnqueuer(self.sequence, use_multiprocessing)
-            self.enqueuer.start(workers=workers, max_queue_size=max_queue_size)
-            # Not a method of self: the finalizer must not keep the feed alive.
-            self._finalizer = weakref.finalize(self, self.enqueuer.stop)
-        if self._batches is None:
-            self._batches = self.enqueuer.iter_epoch()
-        batch = next(self._batches)
-        self.position += 1
-        return batch
-
-    def finish_epoch(self) -> None:
-        """Ends the current epoch: the sequence's ``on_epoch_end`` runs once.
-
-        After a whole epoch the enqueuer runs it and goes on with the same workers;
-        after part of one (or none) it runs here and the enqueuer is stopped, to start
-        again at the next epoch's first batch.
-        """
-        if self._batches is not None and self.position == len(self.sequence):
-            for extra in self._batches:  # runs on_epoch_end inside the enqueuer
-                raise RuntimeError(f"the enqueuer delivered a batch past the epoch: {extra!r}")
-        else:
-            self.stop()
-            if hasattr(self.sequence, "on_epoch_end"):
-                self.sequence.on_epoch_end()
-        self._batches = None
-        self.position = 0
-
-    def rewind(self) -> None:
-        """Goes back to the first batch of the current epoch (after an early stop)."""
-        if self.position:
-            self.stop()
-
-    def stop(self) -> None:
-        """Stops the enqueuer's workers; the next `next_batch` starts new ones."""
-        if self._finalizer is not None:
-            self._finalizer()  # stops the enqueuer once, and detaches the finalizer
-        self.enqueuer = self._finalizer = self._batches = None
-        self.position = 0
+from .feed import EnqueuerFeed
+from .tensor_specs import as_tuples, output_signature
 
 
 def as_tf_dataset(
@@ -146,6 +50,7 @@ def as_tf_dataset(
         The dataset, with ``output_signature`` inferred from batch 0.
 
     Example:
+        >>> import numpy as np
         >>> from seqpipe.pipeline import Pipeline
         >>> ds = Pipeline(np.arange(10), batch_size=4).as_tf_dataset(workers=2)
         >>> [len(b) for b in ds]  # doctest: +SKIP
@@ -172,7 +77,7 @@ def as_tf_dataset(
                     # Now, not when asked past the end: a consumer that knows the
                     # cardinality (Keras) never asks.
                     feed.finish_epoch()
-            yield _as_tuple(batch)
+            yield as_tuples(batch)
 
     dataset = tf.data.Dataset.from_generator(one_epoch, output_signature=signature)
     # A known length gives Keras its step count (a progress bar, no "ran out of data").
@@ -220,11 +125,11 @@ def _sequence_dataset_class() -> type:
         def __getitem__(self, index: int) -> Any:
             with self._lock:
                 if self._in_order and index == self.feed.position < len(self.sequence):
-                    return _as_tuple(self.feed.next_batch())
+                    return as_tuples(self.feed.next_batch())
                 if self._in_order:
                     self._in_order = False
                     self._warn_out_of_order(index)
-            return _as_tuple(self.sequence[index])
+            return as_tuples(self.sequence[index])
 
         def _warn_out_of_order(self, index: int) -> None:
             if self._warned:

@@ -1,6 +1,7 @@
-"""`Feed`: the trainer's input, one `OrderedEnqueuer` per ``fit`` kept across epochs.
+"""Feeds: batches from one `OrderedEnqueuer` kept across epochs (`EnqueuerFeed`, read by
+the framework adapters), and the trainer's input (`Feed`) built on it.
 
-The feed turns each pipeline batch into ``(x, y, w, real)`` numpy arrays: ``w`` the
+The trainer's feed turns each pipeline batch into ``(x, y, w, real)`` numpy arrays: ``w`` the
 sample weights (class weights multiplied in, as Keras does), ``real`` 1 for a sample
 and 0 for a padding row of a sharded pipeline (computed from the pure epoch plan, so a
 user weight of 0 still counts as a sample, as in Keras). It cuts every batch into one
@@ -10,12 +11,14 @@ contiguous slice per local replica.
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from ..pipeline import Pipeline
+from ..pipeline.batches import leading_dim
 from .enqueuer import OrderedEnqueuer
 
 
@@ -31,16 +34,8 @@ def as_xyw(batch: Any) -> tuple[Any, Any, np.ndarray]:
             f"Received a {type(batch).__name__}"
         )
     x, y = batch[0], batch[1]
-    w = batch[2] if len(batch) == 3 else np.ones(_rows(y), dtype=np.float32)
+    w = batch[2] if len(batch) == 3 else np.ones(leading_dim(y), dtype=np.float32)
     return x, y, np.asarray(w, dtype=np.float32)
-
-
-def _rows(y: Any) -> int:
-    if isinstance(y, Mapping):
-        return _rows(next(iter(y.values())))
-    if isinstance(y, tuple | list):
-        return _rows(y[0])
-    return len(y)
 
 
 def class_weights(y: Any, class_weight: Mapping[int, float]) -> np.ndarray:
@@ -59,6 +54,97 @@ def class_weights(y: Any, class_weight: Mapping[int, float]) -> np.ndarray:
     labels = np.round(labels).astype(np.int64)
     lookup = np.vectorize(lambda c: class_weight.get(int(c), 1.0), otypes=[np.float32])
     return lookup(labels) if labels.size else np.ones(0, np.float32)
+
+
+class EnqueuerFeed:
+    """Batches of ``seq`` in epoch order from one `OrderedEnqueuer` kept across epochs.
+
+    The enqueuer starts at the first `next_batch` and stays until `stop` (or until the
+    feed is garbage collected), so its workers start once, not once per epoch. The
+    framework adapters read it batch by batch; the trainer's `Feed` cuts its batches
+    into per-replica slices.
+
+    Args:
+        seq: the `Sequence` or `Pipeline`.
+        workers: enqueuer workers (0: computed in the consumer's thread).
+        use_multiprocessing: worker processes instead of threads.
+        max_queue_size: batches computed ahead.
+        initial_state: an enqueuer `state` to continue from (the first enqueuer only).
+
+    Example:
+        >>> from seqpipe.pipeline import Pipeline
+        >>> feed = EnqueuerFeed(Pipeline(np.arange(5), batch_size=2), 0, False, 10)
+        >>> [feed.next_batch().tolist() for _ in range(3)]
+        [[0, 1], [2, 3], [4]]
+        >>> feed.finish_epoch()
+        >>> feed.stop()
+    """
+
+    def __init__(
+        self,
+        seq: Any,
+        workers: int,
+        use_multiprocessing: bool,
+        max_queue_size: int,
+        initial_state: dict[str, Any] | None = None,
+    ) -> None:
+        self.sequence = seq
+        self._options = (workers, use_multiprocessing, max_queue_size)
+        self._initial_state = initial_state
+        self.enqueuer: Any = None
+        self._batches: Iterator[Any] | None = None
+        self._finalizer: weakref.finalize | None = None
+        # Invariant: batches [0, position) of epoch `epoch` were delivered (by the
+        # enqueuer, or before the state this feed resumes from).
+        if initial_state is None:
+            self.epoch, self.position = int(getattr(seq, "epoch", 0) or 0), 0
+        else:
+            self.epoch, self.position = initial_state["epoch"], initial_state["next_index"]
+
+    def next_batch(self) -> Any:
+        """The next batch of the current epoch (starting the enqueuer if needed)."""
+        if self.enqueuer is None:
+            workers, use_multiprocessing, max_queue_size = self._options
+            state, self._initial_state = self._initial_state, None
+            self.enqueuer = OrderedEnqueuer(self.sequence, use_multiprocessing, initial_state=state)
+            self.enqueuer.start(workers=workers, max_queue_size=max_queue_size)
+            # Not a method of self: the finalizer must not keep the feed alive.
+            self._finalizer = weakref.finalize(self, self.enqueuer.stop)
+        if self._batches is None:
+            self._batches = self.enqueuer.iter_epoch()
+        batch = next(self._batches)
+        self.position += 1
+        return batch
+
+    def finish_epoch(self) -> None:
+        """Ends the current epoch: the sequence's ``on_epoch_end`` runs once.
+
+        After a whole epoch the enqueuer runs it and goes on with the same workers;
+        after part of one (or none) it runs here and the enqueuer is stopped, to start
+        again at the next epoch's first batch.
+        """
+        if self._batches is not None and self.position == len(self.sequence):
+            for extra in self._batches:  # runs on_epoch_end inside the enqueuer
+                raise RuntimeError(f"the enqueuer delivered a batch past the epoch: {extra!r}")
+        else:
+            self.stop()
+            if hasattr(self.sequence, "on_epoch_end"):
+                self.sequence.on_epoch_end()
+        self._batches = None
+        self.epoch += 1
+        self.position = 0
+
+    def rewind(self) -> None:
+        """Goes back to the first batch of the current epoch (after an early stop)."""
+        if self.position:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stops the enqueuer's workers; the next `next_batch` starts new ones."""
+        if self._finalizer is not None:
+            self._finalizer()  # stops the enqueuer once, and detaches the finalizer
+        self.enqueuer = self._finalizer = self._batches = None
+        self.position = 0
 
 
 class Feed:
@@ -97,10 +183,9 @@ class Feed:
         self.local_replicas = local_replicas
         self.repeat = repeat
         self.class_weight = class_weight
-        self.enqueuer = OrderedEnqueuer(
-            seq, use_multiprocessing=use_multiprocessing, initial_state=initial_state
+        self.batches = EnqueuerFeed(
+            seq, workers, use_multiprocessing, max_queue_size, initial_state
         )
-        self.enqueuer.start(workers=workers, max_queue_size=max_queue_size)
         self._first: tuple[Any, ...] | None = None
         self._batches = self._prepared()
 
@@ -127,16 +212,15 @@ class Feed:
 
     def close(self) -> None:
         """Stops the enqueuer and its workers."""
-        self.enqueuer.stop()
+        self.batches.stop()
 
     def _prepared(self) -> Iterator[tuple[Any, Any, np.ndarray, np.ndarray]]:
+        feed = self.batches
         while True:
-            state = self.enqueuer.state()
-            epoch, position = state["epoch"], state["next_index"]
-            batches = self.enqueuer.iter_epoch()
-            for batch in batches:
-                yield self._prepare(batch, epoch, position)
-                position += 1
+            epoch = feed.epoch
+            for position in range(feed.position, len(self.seq)):
+                yield self._prepare(feed.next_batch(), epoch, position)
+            feed.finish_epoch()
             if not self.repeat:
                 return
 

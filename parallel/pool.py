@@ -1,5 +1,9 @@
 """`ProcessPool`: persistent worker processes with crash recovery, for the enqueuer.
 
+Its dispatcher thread sends tasks to the workers and hands their results to the
+consumer. The wake-ups between the two threads are in ``wakeup.py``; starting,
+replacing and stopping the worker processes is in ``worker_processes.py``.
+
 NOTE [ Start method ]
 Workers start with ``forkserver`` by default: a clean server process (no TensorFlow, no
 threads of the parent) forks each worker, so starting workers is safe after TensorFlow
@@ -8,21 +12,6 @@ process with running threads can inherit a held lock and hang). ``spawn`` is equ
 safe but slower to start; ``fork`` is accepted for measurements. The parent module
 ``__main__`` is re-imported in workers by forkserver and spawn alike: keep heavy imports
 under ``if __name__ == "__main__":``.
-
-NOTE [ One pipe per worker ]
-Each worker has its own duplex pipe; the parent's dispatcher thread waits on all pipes
-and all process sentinels at once. A worker killed mid-message breaks only its own
-pipe, and its death is seen at once through its sentinel, with the tasks it held known
-exactly: they are recomputed by a replacement (see NOTE [ Batched results ] in ``worker.py``).
-
-NOTE [ Handing batches to the consumer ]
-Per batch, the consumer appends a `Task` to a deque and later pops its result from a
-dict: no `Future`, no lock, no pipe write. It wakes the dispatcher only when the
-dispatcher said it is hungry (a worker is running low and nothing is pending); else
-the next results wake the dispatcher, which then sends every pending task at once. The
-dispatcher notifies the consumer once per round of pipe reads, and only when the
-consumer said it is waiting. Both sides set their flag before they look at the other
-side's data, so under the GIL no wake-up is lost.
 
 NOTE [ Bounded waits ]
 Every wait has a timeout: the consumer re-checks the dispatcher's health every
@@ -34,25 +23,23 @@ kills the workers at once.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
-import os
 import pickle
 import selectors
 import threading
 import time
 import weakref
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import failures
 from .errors import WorkerStartFailed
 from .failures import FailureLedger, watch_overdue
 from .lending import SegmentLender
-from .messages import NeedSpace, NewEpoch, Shutdown, Task
+from .messages import NeedSpace, NewEpoch, Task
 from .shm import SharedArrayPool
-from .worker import Progress, run_worker
+from .wakeup import WakeUp
+from .worker_processes import WorkerHandle, WorkerProcesses
 
 _LIVE_POOLS: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
 _POLL_SECONDS = 0.5
@@ -74,20 +61,6 @@ class Ticket:
     def cancel(self) -> bool:
         """Nothing to do: `ProcessPool.shutdown` drops what was not delivered."""
         return True
-
-
-@dataclass(eq=False)
-class _Worker:
-    process: Any
-    conn: Any
-    progress: Progress
-    position: int
-    # Tasks sent and not answered, in the order sent (the worker runs them in order).
-    tasks: deque[Task] = field(default_factory=deque)
-    # Segments granted for tasks whose BatchReady has not arrived.
-    granted: dict[Task, str] = field(default_factory=dict)
-    timed_out: Task | None = None  # the task this worker was killed for
-    warned: tuple[Task, float] | None = None  # the hang already warned about
 
 
 class ProcessPool:
@@ -129,35 +102,30 @@ class ProcessPool:
         if method == "forkserver":
             self._ctx.set_forkserver_preload(["seqpipe.parallel.worker"])
         self._num_workers = num_workers
-        self._max_free_segments = max_free_segments
         self._per_worker = max(1, tasks_per_worker)
         self._low = max(1, self._per_worker // 2)
         self._batch_timeout = batch_timeout
         self.shm = SharedArrayPool(max_free=max_free_segments)
         self._lender = SegmentLender(self.shm)
-        self._slots = self._ctx.RawArray("d", Progress.SIZE * num_workers)
-        self._positions = list(range(num_workers))
-        self._wake_r, self._wake_w = os.pipe()
+        self._wakeup = WakeUp()
         self._selector = selectors.DefaultSelector()
-        self._selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        self._selector.register(self._wakeup, selectors.EVENT_READ, ("wake", None))
         self._pending: deque[Task | NewEpoch] = deque()
         self._sizes: dict[Task, int] = {}  # segment sizes to grant with tasks (`submit`)
         self._results: dict[tuple[int, int], tuple[bool, Any]] = {}
-        # Released by the dispatcher to wake a waiting consumer: a bare lock used as a
-        # binary semaphore costs a fraction of a Condition's notify.
-        self._signal = threading.Lock()
-        self._signal.acquire()
-        self._consumer_waiting = False
-        self._hungry = True
-        self._delivered = False
         self._failure: BaseException | None = None
         self._failures = FailureLedger(max_retries, method, batch_timeout)
-        self._workers: list[_Worker] = []
+        self._processes = WorkerProcesses(
+            self._ctx, num_workers, max_free_segments, self.shm, self._failures
+        )
+        # `_processes`' own lists, updated in place: the per-batch code reads `_workers`
+        # without a lookup more.
+        self._workers = self._processes.workers
+        self.worker_pids_started = self._processes.pids_started
         self._epoch_messages: list[NewEpoch] = []
         self._next_watch = 0.0
         self._stopping = False
-        self._join_timeout: float | None = None
-        self.worker_pids_started: list[int] = []
+        self._join_timeout = _DEFAULT_SHUTDOWN_SECONDS
         self._thread = threading.Thread(target=self._run, name="seqpipe-dispatcher", daemon=True)
         self._thread.start()
         _LIVE_POOLS.add(self)
@@ -170,7 +138,7 @@ class ProcessPool:
             raise RuntimeError("the worker pool is shut down")
         # Through the task deque: workers must see it before the epoch's tasks.
         self._pending.append(NewEpoch(epoch, payload))
-        self._wake()
+        self._wakeup.wake()
 
     def submit(self, epoch: int, index: int, nbytes: int = 0) -> Ticket:
         """Schedules ``sequence[index]``; the ticket's ``result()`` is the batch.
@@ -182,9 +150,10 @@ class ProcessPool:
         if nbytes:
             self._sizes[task] = nbytes
         self._pending.append(task)
-        if self._hungry:
-            self._hungry = False
-            self._wake()
+        wakeup = self._wakeup
+        if wakeup.hungry:
+            wakeup.hungry = False
+            wakeup.wake()
         return Ticket(self, task)
 
     def result(self, key: Task) -> Any:
@@ -195,17 +164,18 @@ class ProcessPool:
         """
         entry = self._results.pop(key, None)
         while entry is None:
-            self._consumer_waiting = True
+            wakeup = self._wakeup
+            wakeup.consumer_waiting = True
             entry = self._results.pop(key, None)
             if entry is None:
                 if not self._thread.is_alive():
                     if isinstance(self._failure, WorkerStartFailed):
                         raise self._failure
                     raise RuntimeError("the worker pool is shut down") from self._failure
-                # A stale release only makes this loop look once more.
-                self._signal.acquire(timeout=_POLL_SECONDS)
+                # A stale notify only makes this loop look once more.
+                wakeup.wait(_POLL_SECONDS)
                 entry = self._results.pop(key, None)
-            self._consumer_waiting = False
+            wakeup.consumer_waiting = False
         ok, value = entry
         if ok:
             return value
@@ -219,12 +189,12 @@ class ProcessPool:
         """Stops the workers (killing any still running after ``timeout`` seconds in all,
         5 by default) and unlinks all shared memory. A KeyboardInterrupt while waiting
         kills the workers at once."""
-        self._join_timeout = timeout
-        budget = (_DEFAULT_SHUTDOWN_SECONDS if timeout is None else timeout) + 2.0
+        self._join_timeout = _DEFAULT_SHUTDOWN_SECONDS if timeout is None else timeout
+        budget = self._join_timeout + 2.0
         try:
             if self._thread.is_alive():
                 self._stopping = True
-                self._wake()
+                self._wakeup.wake()
                 self._thread.join(budget)
             if self._thread.is_alive():
                 self._kill_workers()
@@ -236,20 +206,12 @@ class ProcessPool:
             if not self._thread.is_alive() and self in _LIVE_POOLS:
                 _LIVE_POOLS.discard(self)
                 self._selector.close()
-                os.close(self._wake_r)
-                os.close(self._wake_w)
+                self._wakeup.close()
 
     def _kill_workers(self) -> None:
         self._stopping = True
-        for worker in list(self._workers):
-            worker.process.kill()
+        self._processes.kill()
         self.shm.close()
-
-    def _wake(self) -> None:
-        try:  # noqa: SIM105 (per-batch path: contextlib.suppress costs more than the write)
-            os.write(self._wake_w, b"x")
-        except OSError:
-            pass  # closed by shutdown: nobody to wake
 
     # -- the dispatcher thread ----------------------------------------------------------
 
@@ -262,12 +224,12 @@ class ProcessPool:
                 for key, _ in self._selector.select(self._watch_period()):
                     kind, worker = key.data
                     if kind == "wake":
-                        os.read(self._wake_r, 65536)
+                        self._wakeup.drain()
                     elif worker in self._workers and kind == "conn":
                         self._receive(worker)
                     elif worker in self._workers:
                         self._replace(worker)
-                self._notify()
+                self._wakeup.notify(self._stopping)
                 if time.monotonic() >= self._next_watch:
                     self._watch()
         except BaseException as error:  # never leave a consumer waiting on a dead thread
@@ -275,7 +237,7 @@ class ProcessPool:
         finally:
             self._stopping = True
             self._stop_workers()
-            self._notify()
+            self._wakeup.notify(self._stopping)
 
     def _watch_period(self) -> float:
         period = min(_POLL_SECONDS, failures.HANG_WARNING_SECONDS / 4)
@@ -283,27 +245,14 @@ class ProcessPool:
             period = min(period, self._batch_timeout / 4)
         return period
 
-    def _spawn(self) -> _Worker:
-        position = self._positions.pop()
-        progress = Progress(self._slots, position)
-        progress.expect_boot()
-        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(
-            target=run_worker,
-            args=(child_conn, self._max_free_segments, self.shm.directory, self._slots, position),
-            daemon=True,
-            name="seqpipe-worker",
-        )
-        process.start()
-        child_conn.close()
-        worker = _Worker(process, parent_conn, progress, position)
-        self._workers.append(worker)
-        self.worker_pids_started.append(process.pid)
-        self._selector.register(parent_conn, selectors.EVENT_READ, ("conn", worker))
-        self._selector.register(process.sentinel, selectors.EVENT_READ, ("dead", worker))
+    def _spawn(self) -> None:
+        worker = self._processes.start()
+        # Its death shows at once on its sentinel (NOTE [ One pipe per worker ] in
+        # parallel/worker_processes.py).
+        self._selector.register(worker.conn, selectors.EVENT_READ, ("conn", worker))
+        self._selector.register(worker.process.sentinel, selectors.EVENT_READ, ("dead", worker))
         if self._epoch_messages:
-            self._send(worker, list(self._epoch_messages))
-        return worker
+            worker.send(list(self._epoch_messages))
 
     def _new_epoch(self, message: NewEpoch) -> None:
         # A replacement worker needs the last full payload, then the epoch.
@@ -312,13 +261,15 @@ class ProcessPool:
         else:
             self._epoch_messages = [self._epoch_messages[0], message]
         for worker in self._workers:
-            self._send(worker, [message])
+            worker.send([message])
 
     def _dispatch(self) -> None:
         # Every pending task goes out now, one message per worker; then tell the
-        # consumer whether its next submit must wake us (NOTE [ Handing batches ... ]).
+        # consumer whether its next submit must wake us
+        # (NOTE [ Handing batches to the consumer ] in parallel/wakeup.py).
+        wakeup = self._wakeup
         while True:
-            outgoing: dict[int, tuple[_Worker, list[Any]]] = {}
+            outgoing: dict[int, tuple[WorkerHandle, list[Any]]] = {}
             while self._pending and self._workers:
                 if isinstance(self._pending[0], NewEpoch):
                     self._flush(outgoing)
@@ -334,28 +285,23 @@ class ProcessPool:
                     self._grant_ahead(worker, task, messages)
                 messages.append(task)
             self._flush(outgoing)
-            self._hungry = any(len(w.tasks) < self._low for w in self._workers)
-            if not (self._hungry and self._pending):
+            wakeup.hungry = any(len(w.tasks) < self._low for w in self._workers)
+            if not (wakeup.hungry and self._pending):
                 return
 
-    def _grant_ahead(self, worker: _Worker, task: Task, messages: list[Any]) -> None:
+    def _grant_ahead(self, worker: WorkerHandle, task: Task, messages: list[Any]) -> None:
         nbytes = self._sizes.pop(task, 0)
         if nbytes and task not in worker.granted:
             grant = self._lender.lend(worker.granted, task, nbytes, ahead=True)
             if grant is not None:
                 messages.append(grant)  # before its task
 
-    def _flush(self, outgoing: dict[int, tuple[_Worker, list[Any]]]) -> None:
+    def _flush(self, outgoing: dict[int, tuple[WorkerHandle, list[Any]]]) -> None:
         for worker, tasks in outgoing.values():
-            self._send(worker, tasks)
+            worker.send(tasks)
         outgoing.clear()
 
-    def _send(self, worker: _Worker, messages: list[Any]) -> None:
-        # A dead worker's send fails; its sentinel brings it to _replace.
-        with contextlib.suppress(OSError):
-            worker.conn.send_bytes(pickle.dumps(messages, protocol=5))
-
-    def _receive(self, worker: _Worker, drain: bool = False) -> None:
+    def _receive(self, worker: WorkerHandle, drain: bool = False) -> None:
         # One message per readiness event (the selector reports the rest), or, for a
         # dead worker, everything it sent. Plain pickle: Connection.recv builds an
         # unpickler per message.
@@ -369,10 +315,10 @@ class ProcessPool:
             if worker.process.is_alive():
                 worker.process.kill()  # a worker that broke its pipe is of no more use
 
-    def _handle(self, worker: _Worker, message: Any) -> None:
+    def _handle(self, worker: WorkerHandle, message: Any) -> None:
         key = (message.epoch, message.index)  # equal to, and hashed like, the Task
         if type(message) is NeedSpace:
-            self._send(worker, [self._lender.lend(worker.granted, Task(*key), message.nbytes)])
+            worker.send([self._lender.lend(worker.granted, Task(*key), message.nbytes)])
             return
         if worker.tasks and worker.tasks[0] == key:
             worker.tasks.popleft()
@@ -384,60 +330,27 @@ class ProcessPool:
 
     def _deliver(self, key: tuple[int, int], ok: bool, value: Any) -> None:
         self._results[key] = (ok, value)
-        self._delivered = True
-
-    def _notify(self) -> None:
-        if (self._delivered and self._consumer_waiting) or self._stopping:
-            try:  # noqa: SIM105 (per-round path, as in _wake)
-                self._signal.release()
-            except RuntimeError:
-                pass  # released already: one wake-up is enough
-        self._delivered = False
+        self._wakeup.delivered = True
 
     def _watch(self) -> None:
         now = time.monotonic()
         self._next_watch = now + self._watch_period()
         watch_overdue(self._workers, self._batch_timeout, now)
 
-    def _replace(self, worker: _Worker) -> None:
+    def _replace(self, worker: WorkerHandle) -> None:
         self._receive(worker, drain=worker.conn.poll())  # what it sent before dying counts
-        worker.process.join(_POLL_SECONDS)
-        if worker.process.is_alive():
-            worker.process.kill()
-            worker.process.join(_POLL_SECONDS)
         self._selector.unregister(worker.conn)
         self._selector.unregister(worker.process.sentinel)
-        self._workers.remove(worker)
-        worker.conn.close()
-        for name in worker.granted.values():
-            self.shm.release(name)
-        current = worker.progress.current()
-        self._positions.append(worker.position)
-        tasks = list(worker.tasks)
-        self._failures.started(worker.progress.booted(), worker.process.exitcode)
-        culprit = worker.timed_out or (current[0] if current else None)
-        if culprit in tasks:
-            exitcode = worker.process.exitcode
-            error = self._failures.charge(culprit, exitcode, worker.timed_out is not None)
-            if error is not None:
-                tasks.remove(culprit)
-                self._deliver(culprit, False, error)
+        tasks, failed = self._processes.retire(worker)
+        if failed is not None:
+            culprit, error = failed
+            self._deliver(culprit, False, error)
         self._pending.extendleft(reversed(tasks))
         if not self._stopping:
             self._spawn()
 
     def _stop_workers(self) -> None:
-        timeout = self._join_timeout
-        deadline = time.monotonic() + (_DEFAULT_SHUTDOWN_SECONDS if timeout is None else timeout)
-        for worker in self._workers:
-            self._send(worker, [Shutdown()])
-        for worker in self._workers:
-            worker.process.join(max(0.0, deadline - time.monotonic()))
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join(_POLL_SECONDS)
-            worker.conn.close()
-        self._workers.clear()
+        self._processes.stop(self._join_timeout)
         self._pending.clear()
         self._results.clear()
         self.shm.close()

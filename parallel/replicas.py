@@ -12,6 +12,7 @@ import numpy as np
 from .feed import Feed
 from .loss_scale import agree_on_finite, uses_loss_scaling
 from .metrics import ReplicaMetrics
+from .tensor_specs import output_signature
 
 
 def _per_sample(loss_obj: Any, y: Any, pred: Any) -> Any:
@@ -73,11 +74,7 @@ def distributed_iterator(strategy: Any, feed: Feed) -> Any:
     """An iterator of ``feed``'s per-replica slices, distributed by ``strategy``."""
     import tensorflow as tf
 
-    # The sample axis is left open: the last batch of an epoch may be short.
-    signature = tf.nest.map_structure(
-        lambda v: tf.TensorSpec((None, *np.shape(v)[1:]), tf.as_dtype(np.asarray(v).dtype)),
-        feed.first(),
-    )
+    signature = output_signature(feed.first())
 
     def dataset_fn(context: Any) -> Any:
         dataset = tf.data.Dataset.from_generator(feed.slices, output_signature=signature)

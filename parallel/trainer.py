@@ -13,29 +13,28 @@ count, and padding rows (weight 0) contribute nothing. Metrics follow the same r
 a multi-worker run read their own shard, and shards have equal step counts, so no
 worker waits for a step another does not take.
 
-The training loop is our own (``strategy.run``), driving Keras callbacks, History and
-progress bar through the public callback API: Keras 3's ``model.fit`` fails under
-``MultiWorkerMirroredStrategy`` (keras-team/keras#20585), and a one-shot generator
-loses batches under a strategy. The template model is the callbacks' model: its
-weights and optimizer state are brought up to date at every epoch end, and learning
-rates that callbacks set on it are pushed to the replicas at every epoch start.
+The training loop is our own (``strategy.run``, in ``parallel/training_loop.py``),
+driving Keras callbacks, History and progress bar through the public callback API:
+Keras 3's ``model.fit`` fails under ``MultiWorkerMirroredStrategy``
+(keras-team/keras#20585), and a one-shot generator loses batches under a strategy. The
+template model is the callbacks' model: its weights and optimizer state are brought up
+to date at every epoch end, and learning rates that callbacks set on it are pushed to
+the replicas at every epoch start.
 """
 
 from __future__ import annotations
 
 import os
-import time
-import warnings
 from collections.abc import Mapping
 from collections.abc import Sequence as Seq
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..pipeline import Pipeline
-from .backup import Backup, Saved, model_identity
+from .backup import Backup, model_identity
 from .enqueuer import OrderedEnqueuer
+from .evaluation import evaluate_logs
 from .feed import Feed, as_xyw
 from .fit_options import (
     check_callbacks,
@@ -45,37 +44,14 @@ from .fit_options import (
     should_validate,
 )
 from .metrics import in_keras_order
-from .replicas import (
-    Replicas,
-    distributed_iterator,
-    eval_step_of,
-    make_train_step,
-    pull_template,
-    push_learning_rate,
-    replicate,
-)
+from .replicas import Replicas, distributed_iterator, replicate
+from .resume import Resume
 from .strategy import make_strategy
-
-INPUT_WAIT_WARNING = 0.2
+from .training_loop import InputBoundWarning, TrainingLoop
 
 
 def _as_pipeline(seq: Any) -> Pipeline:
     return seq if isinstance(seq, Pipeline) else Pipeline(seq)
-
-
-@dataclass
-class _FitRun:
-    """What the epoch loop of one `MultiGPUTrainer.fit` call works with."""
-
-    replicas: Replicas
-    iterator: Any
-    callbacks: Any
-    steps: int
-    validation_data: Pipeline | None
-    validation_freq: Any
-    workers: int
-    use_multiprocessing: bool
-    backup: Backup | None
 
 
 class MultiGPUTrainer:
@@ -114,7 +90,7 @@ class MultiGPUTrainer:
         self.cpu_relocation = cpu_relocation
         self.devices: list[str] = []
         self._replicas: Replicas | None = None
-        self._warned_input = False
+        self._input_bound = InputBoundWarning()
 
     # -- replicas ------------------------------------------------------------------------
 
@@ -201,7 +177,7 @@ class MultiGPUTrainer:
         strategy, num_workers, worker = self._strategy(gpus, devices)
         seq = whole.shard(num_workers, worker) if num_workers > 1 else whole
         steps = len(seq)
-        backup = saved = None
+        backup = resume = None
         if backup_dir is not None:
             identity = {
                 "model": model_identity(self.model),
@@ -211,15 +187,12 @@ class MultiGPUTrainer:
             }
             backup = Backup(backup_dir, backup_every, identity, chief=worker == 0)
             saved = backup.load()
+            resume = None if saved is None else Resume(saved)
         initial_state = None
-        if saved is not None:  # NOTE [ Exactly-once resume ] in parallel/backup.py
-            initial_epoch = saved.epoch
-            self.model.set_weights(saved.weights)
-            initial_state = {
-                **OrderedEnqueuer(seq).state(),
-                "epoch": saved.epoch,
-                "next_index": saved.step,
-            }
+        if resume is not None:  # NOTE [ Exactly-once resume ] in parallel/backup.py
+            initial_epoch = resume.epoch
+            resume.restore_weights(self.model)
+            initial_state = resume.enqueuer_state(OrderedEnqueuer(seq).state())
         seq.set_epoch(initial_epoch)
         feed = Feed(
             seq,
@@ -234,12 +207,17 @@ class MultiGPUTrainer:
         try:
             r = replicate(self.model, strategy, num_workers, worker, feed.first())
             self._replicas = r
-            if saved is not None:
-                for variable, value in zip(r.optimizer.variables, saved.optimizer, strict=True):
-                    variable.assign(value)
-                pull_template(self.model, r)  # a learning rate set before the crash, too
+            if resume is not None:
+                resume.restore_optimizer(self.model, r)
             verbose = 1 if verbose == "auto" else verbose
-            run = _FitRun(
+
+            def validate(epoch: int) -> dict[str, float]:
+                if validation_data is None or not should_validate(epoch, validation_freq):
+                    return {}
+                return self._evaluate_logs(validation_data, workers, use_multiprocessing)
+
+            loop = TrainingLoop(
+                template=self.model,
                 replicas=r,
                 iterator=distributed_iterator(strategy, feed),
                 callbacks=keras.callbacks.CallbackList(
@@ -252,94 +230,19 @@ class MultiGPUTrainer:
                     steps=steps,
                 ),
                 steps=steps,
-                validation_data=validation_data,
-                validation_freq=validation_freq,
+                validate=validate,
                 workers=workers,
-                use_multiprocessing=use_multiprocessing,
                 backup=backup,
+                resume=resume,
+                input_bound=self._input_bound,
             )
-            history = self._loop(run, initial_epoch, epochs, saved)
-            del run
+            history = loop.run(initial_epoch, epochs)
+            del loop
         finally:
             feed.close()
         if backup is not None:
             backup.delete()
         return history
-
-    def _loop(self, run: _FitRun, initial_epoch: int, epochs: int, saved: Saved | None) -> Any:
-        import tensorflow as tf
-
-        r = run.replicas
-        train_step = make_train_step(r, run.iterator.element_spec)
-        steps_done = 0
-        epoch_logs: dict[str, Any] = {}
-        run.callbacks.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            run.callbacks.on_epoch_begin(epoch)
-            push_learning_rate(self.model, r)
-            first_step = 0
-            if saved is not None and epoch == saved.epoch:
-                first_step = saved.step
-                r.metrics.set_totals(saved.metrics, chief=r.worker == 0)
-                total_loss, total_count = tf.constant(saved.loss_sum), tf.constant(saved.count)
-            else:
-                r.metrics.reset()
-                total_loss = total_count = tf.constant(0.0)
-            logs: dict[str, Any] = {}
-            waited = 0.0
-            started = time.perf_counter()
-            for step in range(first_step, run.steps):
-                run.callbacks.on_train_batch_begin(step)
-                fetch = time.perf_counter()
-                batch = next(run.iterator)
-                waited += time.perf_counter() - fetch
-                (weighted, count), results = train_step(batch)
-                # Totals stay tensors: converting every step would wait for each step to
-                # finish (Keras' progress bar converts the logs it shows).
-                total_loss, total_count = total_loss + weighted, total_count + count
-                logs = {"loss": tf.math.divide_no_nan(total_loss, total_count), **results}
-                steps_done += 1
-                if run.backup is not None and run.backup.due(steps_done):
-                    self._save(run, epoch, step + 1, total_loss, total_count)
-                run.callbacks.on_train_batch_end(step, logs)
-            input_wait = waited / max(time.perf_counter() - started, 1e-9)
-            pull_template(self.model, r)
-            if not logs:  # resumed after the epoch's last step
-                logs = {"loss": total_loss / total_count, **r.metrics.results()}
-            epoch_logs = {name: float(value) for name, value in logs.items()}
-            epoch_logs["input_wait"] = input_wait
-            self._warn_if_input_bound(input_wait, epoch, run.workers)
-            if run.validation_data is not None and should_validate(epoch, run.validation_freq):
-                val = self._evaluate_logs(run.validation_data, run.workers, run.use_multiprocessing)
-                epoch_logs.update({f"val_{name}": value for name, value in val.items()})
-            run.callbacks.on_epoch_end(epoch, epoch_logs)
-            if getattr(self.model, "stop_training", False):
-                break
-        run.callbacks.on_train_end(epoch_logs)
-        return self.model.history
-
-    def _save(self, run: _FitRun, epoch: int, step: int, loss: Any, count: Any) -> None:
-        r = run.replicas
-        state = Saved(
-            epoch=epoch,
-            step=step,
-            loss_sum=float(loss),
-            count=float(count),
-            weights=r.model.get_weights(),
-            optimizer=[np.asarray(v.numpy()) for v in r.optimizer.variables],
-            metrics=r.metrics.totals(),
-        )
-        run.backup.save(state)
-
-    def _warn_if_input_bound(self, input_wait: float, epoch: int, workers: int) -> None:
-        if input_wait > INPUT_WAIT_WARNING and not self._warned_input:
-            self._warned_input = True
-            warnings.warn(
-                f"The input pipeline is the bottleneck: the training loop waited for "
-                f"batches {input_wait:.0%} of epoch {epoch}. Raise workers= (now {workers}) "
-                f"or use_multiprocessing=True; print_summary(seq) shows the slow stage",
-                stacklevel=4,
-            )
 
     def _ensure_replicas(self, seq: Pipeline, gpus: Any, devices: Seq[str] | None) -> Replicas:
         """The replicas of the last `fit` unless devices are named, else new ones (built
@@ -358,26 +261,9 @@ class MultiGPUTrainer:
         gpus: Any = None,
         devices: Seq[str] | None = None,
     ) -> dict[str, float]:
-        import tensorflow as tf
-
         r = self._ensure_replicas(_as_pipeline(seq), gpus, devices)
         r.model.set_weights(self.model.get_weights())
-        seq = self._pipeline_for(seq, r)
-        feed = Feed(seq, r.local_replicas, workers, use_multiprocessing)
-        try:
-            iterator = distributed_iterator(r.strategy, feed)
-            eval_step = eval_step_of(r)
-            r.metrics.reset()
-            total_loss = total_count = tf.constant(0.0)
-            for _ in range(len(seq)):
-                weighted, count = eval_step(iterator)
-                total_loss, total_count = total_loss + weighted, total_count + count
-            del iterator
-        finally:
-            feed.close()
-        logs = {"loss": float(tf.math.divide_no_nan(total_loss, total_count))}
-        logs.update({name: float(value) for name, value in r.metrics.results().items()})
-        return logs
+        return evaluate_logs(r, self._pipeline_for(seq, r), workers, use_multiprocessing)
 
     def evaluate(
         self,

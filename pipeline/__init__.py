@@ -1,5 +1,9 @@
-"""seqpipe core: `Sequence`, `Pipeline`, the epoch plan, custom objects, configs.
+"""seqpipe core: `Sequence`, `Pipeline`, the epoch plan, custom objects, configs,
+summaries and plots, and the decode-once cache (`write_hdf5`) on top of them.
 
+Layer 3 of 4 (see ``seqpipe``): imports `seqpipe.sources`, `seqpipe.transforms` and
+`seqpipe._core`, never `seqpipe.parallel`; ``seq.as_keras()`` and
+``seq.as_tf_dataset()`` are thin methods whose bodies `seqpipe.parallel` provides.
 Importing this package never imports TensorFlow.
 """
 

@@ -1,7 +1,9 @@
 """Array-like sources over samples: HDF5, Parquet, image files, plain arrays.
 
 Each source has ``len`` and int/slice/index-array ``__getitem__``; ``source | t`` runs
-``t`` on every read. Depends only on numpy and the storage libraries.
+``t`` on every read. Layer 2 of 4 (see ``seqpipe``): imports `seqpipe.transforms` (the
+``|`` operator and the resize kernels images are decoded with), `seqpipe._core`, and
+the storage libraries (h5py, pyarrow, OpenCV, Pillow), each on first use.
 """
 
 from .._core.lazy import lazy_exports

@@ -12,7 +12,8 @@ from .._core.indexing import check_index, check_indices
 from ..transforms import ArraySource
 from ._decode import decode_image
 from ._disk_cache import DiskCache
-from ._filesystems import FileStore, resolve, resolve_paths
+from ._file_store import FileStore
+from ._locations import resolve, resolve_paths
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
@@ -40,7 +41,7 @@ class ImageFiles(ArraySource):
         paths: image file paths, or URIs on one filesystem (``s3://bucket/a.jpg``,
             ``gs://...``, with pyarrow's query options), or with ``filesystem`` paths
             inside it (see NOTE [ Remote files in worker processes ] in
-            ``sources/_filesystems.py``).
+            ``sources/_locations.py``).
         output_shape: ``(height, width)`` to resize to, or ``None``.
         dtype: dtype of the result; ``None`` keeps each file's own (``uint8`` for
             8-bit files, ``uint16`` for 16-bit PNG/TIFF). A float dtype converts the

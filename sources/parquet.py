@@ -6,7 +6,7 @@ once, in the process that builds it (the footers travel with it to worker proces
 then reads only the row groups a request touches: a local file through pyarrow's native
 reader, a remote one by ranged reads of exactly the column chunks asked for (through a
 `FileStore`: retries, optional disk cache; NOTE [ Remote files in worker processes ] in
-``sources/_filesystems.py``). Decoded groups are kept up to a byte budget (least
+``sources/_locations.py``). Decoded groups are kept up to a byte budget (least
 recently used dropped), as numpy views of Arrow's buffers (fixed-size lists included,
 no copy); a batch is the one copy, made straight into the batch's arrays.
 
@@ -36,7 +36,9 @@ import pyarrow.parquet as pq
 from .._core.indexing import check_index, check_indices
 from ..transforms import ArraySource
 from ._disk_cache import DiskCache
-from ._filesystems import FileStore, redact, resolve, version_of
+from ._file_store import FileStore, version_of
+from ._locations import resolve
+from ._redaction import redact
 
 DECODE_THREADS = 2
 READAHEAD_GROUPS = 2

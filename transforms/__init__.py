@@ -3,7 +3,8 @@
 Random augmentations are `RandomTransform` subclasses: they draw from a generator made
 for each batch (NOTE [ Augmentation keys ] in ``transforms/randomness.py``).
 
-Depends only on numpy, scikit-image and Pillow.
+Layer 1 of 4 (see ``seqpipe``): imports only `seqpipe._core`, numpy, OpenCV and
+scikit-image (the last two when first used).
 """
 
 from .base import Lambda, RandomTransform, Transform, as_transform

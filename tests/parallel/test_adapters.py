@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seqpipe.parallel.adapters import EnqueuerFeed
+from seqpipe.parallel.feed import EnqueuerFeed
 from seqpipe.parallel.shm import leftover_segments
 from seqpipe.pipeline import Pipeline
 
