@@ -2,6 +2,7 @@
 installed at the top level, and importing it loads no framework."""
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -27,8 +28,12 @@ def test_packages_import_without_frameworks_or_heavy_libraries():
 
 @pytest.mark.timeout(300)
 def test_the_wheel_installs_seqpipe_and_nothing_else_at_the_top_level(tmp_path):
+    # Built from a copy: setuptools writes build/ and *.egg-info/ into the source tree.
+    source = tmp_path / "source"
+    skip = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__")
+    shutil.copytree(ROOT, source, ignore=skip)
     pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-    subprocess.run([*pip, "-w", str(tmp_path), ROOT], check=True, capture_output=True)
+    subprocess.run([*pip, "-w", str(tmp_path), str(source)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("seqpipe-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
