@@ -3,15 +3,19 @@
 NOTE [ Exactly-once resume ]
 A backup holds everything that decides the rest of the job: the model's weights, the
 optimizer's variables (its iteration count and, under ``mixed_float16``, the loss
-scale), the epoch and the next step to train, and the running loss and metric totals
-of that epoch. The pipeline position is the epoch and step themselves: the epoch plan
-is a pure function of ``(seed, epoch)``, so a restarted `fit` hands the enqueuer
-``initial_state = {epoch, next_index: step}`` and the first batch it reads is the
-next one never trained on; skipped batches are not read. Only the chief worker writes
-(weights are identical on every worker, and metric and loss totals are read summed
-across workers); every worker reads the same file, so all resume from the same step.
-The file is written under a temporary name, flushed, then renamed, so a crash leaves
-the previous backup or the new one, never a torn one.
+scale), the epoch and the global position ``P`` reached in its order (the samples all
+workers and replicas together have trained on; NOTE [ Elastic resume ] in
+``parallel/enqueuer.py``), and the running loss and metric totals of that epoch. A
+restarted `fit` positions the pipeline at ``(epoch, P)`` (`Pipeline.set_epoch`), so
+the first batch it reads is the next one never trained on, whatever the new topology:
+another replica count, worker count or per-replica batch size cuts the rest of the
+epoch into its own steps. What must still match is checked: the model's architecture
+and the pipeline's identity (samples, shuffle, seed, sources), not the topology. Only
+the chief worker writes (weights are identical on every worker, and metric and loss
+totals are read summed across workers); every worker reads the same file, and the
+workers check that they agree on ``(epoch, P)`` before training. The file is written
+under a temporary name, flushed, then renamed, so a crash leaves the previous backup or
+the new one, never a torn one.
 """
 
 from __future__ import annotations
@@ -39,24 +43,45 @@ def model_identity(model: Any) -> str:
     return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]
 
 
+def _flat(identity: dict[str, Any]) -> dict[str, Any]:
+    # {"pipeline": {"seed": 3}} -> {"pipeline seed": 3}: messages name the field.
+    flat = {}
+    for key, value in identity.items():
+        if isinstance(value, dict):
+            flat.update({f"{key} {k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
 @dataclass(frozen=True)
 class Saved:
     """A job's state as saved: where it stopped and everything needed to go on.
 
     Attributes:
         epoch: the epoch in progress.
-        step: the next step of that epoch to train (``len(seq)``: all were trained).
-        loss_sum: the epoch's summed weighted loss so far, over all replicas.
-        count: the real samples it was summed over.
+        position: the samples of that epoch's order trained on, by all workers and
+            replicas together (``num_samples``, or the kept ones: all were trained).
+        block: for ``shuffle='batch'``, the block size of that epoch's order.
+        topology: how the job ran, ``{"workers", "replicas", "batch_size"}`` (for the
+            message on resume; not checked).
+        loss_totals: the epoch's running loss totals so far, over all replicas (the
+            total's weighted sum, then one per output for a model with several: NOTE [
+            Per-output losses ] in ``parallel/losses.py``).
+        count: the real samples they were summed over.
+        steps: the steps of the epoch they were summed over.
         weights: the model's weights.
         optimizer: the optimizer's variables (the loss scale included).
         metrics: the metric state variables, summed over replicas and workers.
     """
 
     epoch: int
-    step: int
-    loss_sum: float
+    position: int
+    block: int | None
+    topology: dict[str, int]
+    loss_totals: list[float]
     count: float
+    steps: int
     weights: list[np.ndarray]
     optimizer: list[np.ndarray]
     metrics: list[np.ndarray]
@@ -68,8 +93,8 @@ class Backup:
     Args:
         backup_dir: a directory every worker can read (created if missing).
         every: save after every ``every`` training steps.
-        identity: what the backup belongs to, e.g. ``{"model": ..., "pipeline": ...,
-            "replicas": ...}``; a backup with other values is refused.
+        identity: what the backup belongs to, e.g. ``{"model": ..., "pipeline": ...}``;
+            a backup with other values is refused, naming them.
         chief: whether this process writes (worker 0).
 
     Raises:
@@ -93,12 +118,19 @@ class Backup:
         self.path = os.path.join(self.dir, _FILE)
         check_writable_dir(self.dir, f"backup_dir={self.dir!r}")
 
+    def saved_identity(self) -> dict[str, Any] | None:
+        """The identity the backup was saved with, or ``None`` when there is no backup."""
+        if not os.path.exists(self.path):
+            return None
+        with np.load(self.path) as data:
+            return json.loads(str(data["meta"]))["identity"]
+
     def load(self) -> Saved | None:
         """Returns the saved state, or ``None`` when there is no backup.
 
         Raises:
-            ValueError: if the backup belongs to another model, pipeline or replica
-                count, naming what differs.
+            ValueError: if the backup belongs to another model or pipeline, naming what
+                differs (the topology may differ: NOTE [ Exactly-once resume ]).
         """
         if not os.path.exists(self.path):
             return None
@@ -108,10 +140,10 @@ class Backup:
                 name: [data[f"{name}_{i}"] for i in range(meta["counts"][name])]
                 for name in ("weights", "optimizer", "metrics")
             }
-        saved = meta["identity"]
+        saved = _flat(meta["identity"])
         differs = [
             f"{key} is {saved.get(key)!r} in the backup and {value!r} here"
-            for key, value in self.identity.items()
+            for key, value in _flat(self.identity).items()
             if saved.get(key) != value
         ]
         if differs:
@@ -119,8 +151,8 @@ class Backup:
                 f"the backup {self.path} belongs to another training job: "
                 f"{'; '.join(differs)}. Use another backup_dir, or delete it to start over"
             )
-        position = {key: meta[key] for key in ("epoch", "step", "loss_sum", "count")}
-        return Saved(**position, **parts)
+        fields = ("epoch", "position", "block", "topology", "loss_totals", "count", "steps")
+        return Saved(**{key: meta[key] for key in fields}, **parts)
 
     def due(self, steps_done: int) -> bool:
         """Whether a backup is due after ``steps_done`` steps of this run."""
@@ -133,9 +165,12 @@ class Backup:
         parts = {"weights": state.weights, "optimizer": state.optimizer, "metrics": state.metrics}
         meta = {
             "epoch": state.epoch,
-            "step": state.step,
-            "loss_sum": state.loss_sum,
+            "position": state.position,
+            "block": state.block,
+            "topology": state.topology,
+            "loss_totals": state.loss_totals,
             "count": state.count,
+            "steps": state.steps,
             "identity": self.identity,
             "counts": {name: len(values) for name, values in parts.items()},
         }

@@ -1,35 +1,41 @@
-"""`OrderedEnqueuer`: every batch of every epoch exactly once, in order, from workers."""
+"""`OrderedEnqueuer`: every batch of every epoch exactly once, in order, from workers.
+
+NOTE [ Elastic resume ]
+A `Pipeline`'s shards consume each epoch's one global order together, as a prefix, a
+step at a time (NOTE [ Sharding and padding ] in ``pipeline/plan.py``). So the state of
+an enqueuer over a pipeline is the epoch and the global position ``P``: the samples of
+the epoch's order consumed by all shards together (the same number on every shard, as
+shards run in lockstep), plus the pipeline's identity (sample count, shuffle, seed, a
+hash of the sources; `Pipeline.identity`), and nothing of the topology. Any shard's
+state resumes an enqueuer over the same pipeline with another shard count, shard index,
+batch size, worker count or executor: the pipeline's steps then begin at ``P``
+(`Pipeline.set_epoch(epoch, start=P)`), so the new shards together deliver exactly the
+positions ``[P, end)``, every sample not yet delivered, once; the epochs after it follow
+the new topology; resuming again composes. ``shuffle='batch'`` orders blocks of the batch
+size, so a resumed epoch keeps the block size it began with (the state's ``block``).
+Shards must run in lockstep, as training does; if a loop lets one shard run ahead, the
+states of the shards differ, and resuming from one of them repeats what shards ahead of
+it delivered, or skips what shards behind it did not: pass the state of the slowest
+shard to repeat rather than skip. An enqueuer that shuffles batch order itself
+(``shuffle=True`` here) or runs over another kind of sequence saves ``next_index``
+instead, a position in its own batches, which resumes only the same topology.
+"""
 
 from __future__ import annotations
 
 import atexit
-import hashlib
-import json
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
+from .._core.checks import check_int
 from ..pipeline import EpochPlan
 from .executors import InlineExecutor, ProcessExecutor, ThreadExecutor
 from .pool import shutdown_all
 
 atexit.register(shutdown_all)
-
-
-def _plan_identity(sequence: Any, num_batches: int, shuffle: bool, seed: int) -> str:
-    # What must match for a saved state to mean the same batches: the enqueuer's batch
-    # order and, for a Pipeline, its own plan.
-    # ``order`` names the shuffle construction: states saved before the keyed Feistel
-    # permutation (pipeline/permutation.py) described other orders and must not resume.
-    plan = getattr(sequence, "plan", None)
-    described = {
-        "num_batches": num_batches,
-        "shuffle": shuffle,
-        "seed": seed,
-        "plan": repr(plan),
-        "order": "feistel-v1",
-    }
-    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class OrderedEnqueuer:
@@ -59,7 +65,8 @@ class OrderedEnqueuer:
             computed for 60 s. Needs ``use_multiprocessing=True``.
 
     Raises:
-        ValueError: if ``initial_state`` does not belong to this sequence and settings,
+        ValueError: if ``initial_state`` is not a state, or does not belong to this
+            sequence and settings (naming what differs), or is past the epoch's end;
             or ``batch_timeout`` is not a positive number.
 
     Example:
@@ -97,6 +104,10 @@ class OrderedEnqueuer:
             )
         self.sequence = sequence
         self.use_multiprocessing = use_multiprocessing
+        if not isinstance(shuffle, bool | np.bool_):
+            raise ValueError(
+                f"shuffle must be True or False (the batch order). Received: shuffle={shuffle!r}"
+            )
         self.shuffle = bool(shuffle)
         self.seed = seed
         self.max_retries = max_retries
@@ -242,36 +253,99 @@ class OrderedEnqueuer:
 
     # -- resumable state --------------------------------------------------------------
 
-    def state(self) -> dict[str, Any]:
-        """Returns a JSON-able checkpoint: the next batch to deliver and what it means.
+    @property
+    def epoch(self) -> int:
+        """The epoch being delivered (the next one, after a whole epoch)."""
+        return self._epoch
 
-        ``{"epoch", "next_index", "num_batches", "shuffle", "seed", "plan"}``; pass it
-        as ``initial_state`` to continue without repeating or skipping a sample.
-        """
-        num_batches = len(self.sequence)
+    @property
+    def next_index(self) -> int:
+        """Batches of the current epoch delivered by this enqueuer."""
+        return self._next
+
+    def _elastic(self) -> bool:
+        # A Pipeline read in its own order: the state is a position in the epoch's
+        # global order (NOTE [ Elastic resume ]).
+        return not self.shuffle and callable(getattr(self.sequence, "identity", None))
+
+    def _identity(self) -> dict[str, Any]:
+        if self._elastic():
+            return self.sequence.identity()
+        plan = getattr(self.sequence, "plan", None)
         return {
-            "epoch": self._epoch,
-            "next_index": self._next,
-            "num_batches": num_batches,
+            "num_batches": len(self.sequence),
             "shuffle": self.shuffle,
             "seed": self.seed,
-            "plan": _plan_identity(self.sequence, num_batches, self.shuffle, self.seed),
+            "plan": None if plan is None else repr(plan),
         }
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        num_batches = len(self.sequence)
-        expected = _plan_identity(self.sequence, num_batches, self.shuffle, self.seed)
-        if state.get("plan") != expected:
+    def state(self) -> dict[str, Any]:
+        """Returns a JSON-able checkpoint: where the epoch is, and what it belongs to.
+
+        Over a `Pipeline`: ``{"epoch", "position", "block", "next_index", "identity"}``,
+        where ``position`` counts the samples of the epoch's global order delivered by
+        all shards together; it resumes on another shard count, batch size, worker count
+        or executor (NOTE [ Elastic resume ]). Otherwise (another sequence, or
+        ``shuffle=True`` here): ``{"epoch", "next_index", "identity"}``, which resumes the
+        same topology only. Pass it as ``initial_state`` to continue without repeating or
+        skipping a sample.
+        """
+        state = {"epoch": self._epoch, "next_index": self._next, "identity": self._identity()}
+        if self._elastic():
+            state["position"] = self.sequence.position(self._next, self._epoch)
+            state["block"] = self.sequence.order_block(self._epoch)
+        return state
+
+    def _restore(self, state: Any) -> None:
+        if not isinstance(state, dict) or not {"epoch", "identity"} <= set(state):
+            old = isinstance(state, dict) and "plan" in state
             raise ValueError(
-                f"initial_state belongs to another sequence or settings: its plan is "
-                f"{state.get('plan')!r} (num_batches={state.get('num_batches')}, "
-                f"shuffle={state.get('shuffle')}, seed={state.get('seed')}), this "
-                f"enqueuer's is {expected!r} (num_batches={num_batches}, "
-                f"shuffle={self.shuffle}, seed={self.seed})"
+                "initial_state was saved by an earlier version of seqpipe, whose orders "
+                "differ; finish that epoch with the version that saved it"
+                if old
+                else f"initial_state must be a dict returned by OrderedEnqueuer.state(). "
+                f"Received: {state!r}"
             )
-        epoch, next_index = state["epoch"], state["next_index"]
-        if not (0 <= next_index <= num_batches and epoch >= 0):
-            raise ValueError(f"initial_state out of range: epoch={epoch}, next_index={next_index}")
-        self._epoch, self._next = int(epoch), int(next_index)
+        self._check_identity(state["identity"])
+        epoch = check_int("initial_state['epoch']", state["epoch"], 0)
+        if self._elastic():
+            samples = self.sequence.num_samples
+            position = check_int(
+                "initial_state['position']",
+                state.get("position"),
+                0,
+                samples,
+                hint=f"A position counts samples of the epoch's {samples}.",
+            )
+            self.sequence.set_epoch(epoch, position, state.get("block"))
+            self._epoch, self._next = epoch, 0
+            return
+        num_batches = len(self.sequence)
+        self._next = check_int(
+            "initial_state['next_index']", state.get("next_index"), 0, num_batches
+        )
+        self._epoch = epoch
         if hasattr(self.sequence, "set_epoch"):
-            self.sequence.set_epoch(self._epoch)
+            self.sequence.set_epoch(epoch)
+
+    def _check_identity(self, saved: Any) -> None:
+        expected = self._identity()
+        saved = saved if isinstance(saved, dict) else {}
+        differs = [
+            f"{key} is {saved.get(key)!r} in the state and {value!r} here"
+            for key, value in expected.items()
+            if saved.get(key) != value
+        ]
+        if not differs:
+            return
+        hint = ""
+        if saved.get("seed") != expected.get("seed") and getattr(
+            self.sequence, "seed_was_drawn", 0
+        ):
+            hint = (
+                f". This pipeline drew its seed (seed=None): build it with "
+                f"seed={saved.get('seed')!r} to resume that run"
+            )
+        raise ValueError(
+            f"initial_state belongs to another pipeline or settings: {'; '.join(differs)}{hint}"
+        )

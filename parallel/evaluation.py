@@ -29,13 +29,12 @@ def evaluate_logs(
         iterator = distributed_iterator(replicas.strategy, feed)
         eval_step = eval_step_of(replicas)
         replicas.metrics.reset()
-        total_loss = total_count = tf.constant(0.0)
+        total_loss, total_count = tf.zeros(1 + len(replicas.loss.names)), tf.constant(0.0)
         for _ in range(len(seq)):
             weighted, count = eval_step(iterator)
             total_loss, total_count = total_loss + weighted, total_count + count
         del iterator
     finally:
         feed.close()
-    logs = {"loss": float(tf.math.divide_no_nan(total_loss, total_count))}
-    logs.update({name: float(value) for name, value in replicas.metrics.results().items()})
-    return logs
+    logs = {**replicas.loss.logs(total_loss, total_count, len(seq)), **replicas.metrics.results()}
+    return {name: float(value) for name, value in logs.items()}

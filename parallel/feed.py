@@ -90,23 +90,28 @@ class EnqueuerFeed:
     ) -> None:
         self.sequence = seq
         self._options = (workers, use_multiprocessing, max_queue_size)
-        self._initial_state = initial_state
-        self.enqueuer: Any = None
         self._batches: Iterator[Any] | None = None
         self._finalizer: weakref.finalize | None = None
+        # Restored now, not at the first batch: the state positions the sequence (a
+        # resumed epoch has fewer steps), which consumers read through len() first.
+        self.enqueuer: Any = (
+            None
+            if initial_state is None
+            else OrderedEnqueuer(seq, use_multiprocessing, initial_state=initial_state)
+        )
         # Invariant: batches [0, position) of epoch `epoch` were delivered (by the
         # enqueuer, or before the state this feed resumes from).
-        if initial_state is None:
+        if self.enqueuer is None:
             self.epoch, self.position = int(getattr(seq, "epoch", 0) or 0), 0
         else:
-            self.epoch, self.position = initial_state["epoch"], initial_state["next_index"]
+            self.epoch, self.position = self.enqueuer.epoch, self.enqueuer.next_index
 
     def next_batch(self) -> Any:
         """The next batch of the current epoch (starting the enqueuer if needed)."""
+        workers, use_multiprocessing, max_queue_size = self._options
         if self.enqueuer is None:
-            workers, use_multiprocessing, max_queue_size = self._options
-            state, self._initial_state = self._initial_state, None
-            self.enqueuer = OrderedEnqueuer(self.sequence, use_multiprocessing, initial_state=state)
+            self.enqueuer = OrderedEnqueuer(self.sequence, use_multiprocessing)
+        if not self.enqueuer.is_running():
             self.enqueuer.start(workers=workers, max_queue_size=max_queue_size)
             # Not a method of self: the finalizer must not keep the feed alive.
             self._finalizer = weakref.finalize(self, self.enqueuer.stop)
@@ -158,7 +163,6 @@ class Feed:
         use_multiprocessing: worker processes instead of threads.
         max_queue_size: batches computed ahead.
         repeat: keep going epoch after epoch (training) or stop after one (evaluation).
-        initial_state: an enqueuer `state` to continue from (a restored backup).
         class_weight: ``{class: weight}`` multiplied into the sample weights.
 
     Example:
@@ -176,16 +180,13 @@ class Feed:
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
         repeat: bool = False,
-        initial_state: dict[str, Any] | None = None,
         class_weight: Mapping[int, float] | None = None,
     ) -> None:
         self.seq = seq
         self.local_replicas = local_replicas
         self.repeat = repeat
         self.class_weight = class_weight
-        self.batches = EnqueuerFeed(
-            seq, workers, use_multiprocessing, max_queue_size, initial_state
-        )
+        self.batches = EnqueuerFeed(seq, workers, use_multiprocessing, max_queue_size)
         self._first: tuple[Any, ...] | None = None
         self._batches = self._prepared()
 
@@ -229,7 +230,7 @@ class Feed:
         x, y = _slice((x, y), 0, None)  # lists become tuples, as tf.data yields them
         real = np.ones(len(w), dtype=np.float32)
         if self.seq.sharded:
-            plan_weights = self.seq.plan.batch(position, epoch).weights
+            plan_weights = self.seq.batch_plan(position, epoch).weights
             real = (plan_weights > 0).astype(np.float32)
             if len(real) != len(w):  # a wrapped batch-level Sequence: one weight per batch
                 real = np.full(len(w), real[0], dtype=np.float32)

@@ -84,22 +84,30 @@ def should_validate(epoch: int, validation_freq: Any) -> bool:
     )
 
 
-def check_class_weight(class_weight: Any, num_classes: int | None) -> dict[int, float] | None:
+def check_class_weight(class_weight: Any, model: Any) -> dict[int, float] | None:
     """Validates ``class_weight`` against the model's classes.
 
     Args:
         class_weight: ``None`` or ``{class index: weight}``.
-        num_classes: the model's output width when it has one output of width > 1.
+        model: the compiled model.
 
     Returns:
         ``{int: float}``, or ``None``.
 
     Raises:
-        ValueError: for a key that is not a class of the model, or a non-numeric weight.
+        ValueError: for a model with several outputs (as Keras refuses), a key that is
+            not a class of the model, or a non-numeric weight.
         TypeError: if ``class_weight`` is not a mapping.
     """
     if class_weight is None:
         return None
+    outputs = len(getattr(model, "outputs", None) or [])
+    if outputs > 1:
+        raise ValueError(
+            f"class_weight is only supported for models with a single output, as in Keras; "
+            f"this model has {outputs}. Give the pipeline (x, y, sample_weight) batches"
+        )
+    num_classes = _num_classes(model)
     if not isinstance(class_weight, Mapping):
         raise TypeError(
             f"class_weight must be a dict {{class index: weight}}. "
@@ -149,7 +157,7 @@ def check_callbacks(callbacks: list | None) -> None:
             )
 
 
-def num_classes(model: Any) -> int | None:
+def _num_classes(model: Any) -> int | None:
     """The class count of a model with one output of several units, else ``None``."""
     outputs = getattr(model, "outputs", None) or []
     if len(outputs) == 1 and outputs[0].shape[-1] and outputs[0].shape[-1] > 1:

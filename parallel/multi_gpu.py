@@ -24,11 +24,15 @@ def multi_gpu_model(
             with ``tf.config.set_logical_device_configuration``), as the tests do.
             ``None``: every visible GPU (at least 2).
         cpu_merge: concatenate the outputs on the CPU.
-        cpu_relocation: accepted for the seed's signature; the template's weights are
-            shared by every replica, wherever they were created.
+        cpu_relocation: create the weights on the CPU, as Keras 2 did: the template is
+            cloned under ``/cpu:0`` (its weights copied) and the replicas share the
+            clone's weights, so the trained weights are the clone's:
+            ``parallel_model.template`` (save that one). Without it the replicas share
+            the template's own weights, wherever they were created.
 
     Returns:
-        A Keras model with the template's inputs and outputs.
+        A Keras model with the template's inputs and outputs; its ``template`` attribute
+        is the model whose weights every replica shares.
 
     Raises:
         ValueError: if fewer devices are visible than asked for (naming the count
@@ -42,6 +46,11 @@ def multi_gpu_model(
     import tensorflow as tf
 
     devices = resolve_devices(gpus, minimum=2)
+    if cpu_relocation:
+        with tf.device("/cpu:0"):
+            relocated = keras.models.clone_model(model)
+            relocated.set_weights(model.get_weights())
+        model = relocated
 
     def split(value: Any, part: int) -> Any:
         size = tf.shape(value)[0]

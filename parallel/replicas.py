@@ -11,20 +11,9 @@ import numpy as np
 
 from .feed import Feed
 from .loss_scale import agree_on_finite, uses_loss_scaling
+from .losses import ReplicaLoss
 from .metrics import ReplicaMetrics
 from .tensor_specs import output_signature
-
-
-def _per_sample(loss_obj: Any, y: Any, pred: Any) -> Any:
-    import tensorflow as tf
-
-    # Keras computes losses in float32 whatever the compute dtype (mixed precision).
-    pred = tf.nest.map_structure(lambda p: tf.cast(p, tf.float32), pred)
-    values = loss_obj.call(y, pred) if hasattr(loss_obj, "call") else loss_obj(y, pred)
-    values = tf.convert_to_tensor(values)
-    if values.shape.rank and values.shape.rank > 1:
-        values = tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
-    return tf.cast(values, tf.float32)
 
 
 @dataclass
@@ -36,7 +25,7 @@ class Replicas:
     worker: int
     model: Any
     optimizer: Any
-    loss: Any
+    loss: ReplicaLoss
     metrics: ReplicaMetrics
     eval_step: Any = None
 
@@ -59,15 +48,18 @@ def replicate(
         model.set_weights(template.get_weights())
         optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(template.optimizer))
         optimizer.build(model.trainable_variables)
+        if template.optimizer.built:
+            # A second fit, or a fit after model.fit: Keras continues the optimizer's
+            # moments, iteration count (learning-rate schedules) and loss scale.
+            assign_optimizer(optimizer, [v.numpy() for v in template.optimizer.variables])
         x, y = example[0], example[1]
         metrics = ReplicaMetrics(template, strategy, y, model(x, training=False))
     # Builds the template's own compiled metrics, as model.fit would: callbacks such
     # as EarlyStopping(monitor="val_accuracy") read their direction from them.
     template.compute_metrics(x, y, template(x, training=False))
     template.reset_metrics()
-    loss = template.loss
-    loss_obj = keras.losses.get(loss) if isinstance(loss, str) else loss
-    return Replicas(strategy, num_workers, worker, model, optimizer, loss_obj, metrics)
+    loss = ReplicaLoss(template, y, template(x, training=False))
+    return Replicas(strategy, num_workers, worker, model, optimizer, loss, metrics)
 
 
 def distributed_iterator(strategy: Any, feed: Feed) -> Any:
@@ -88,8 +80,10 @@ def distributed_iterator(strategy: Any, feed: Feed) -> Any:
 
 
 def make_train_step(r: Replicas, element_spec: Any) -> Any:
-    """The compiled step: one global batch in, the summed loss, count and metrics out
-    (NOTE [ Exactly-once loss across replicas ] in ``parallel/trainer.py``)."""
+    """The compiled step: one global batch in; out, the loss totals (`ReplicaLoss.
+    step_totals`: NOTE [ Per-output losses ] in ``parallel/losses.py``), the count of
+    real samples and the metrics (NOTE [ Exactly-once loss across replicas ] in
+    ``parallel/trainer.py``)."""
     import tensorflow as tf
 
     variables = r.model.trainable_variables
@@ -101,8 +95,8 @@ def make_train_step(r: Replicas, element_spec: Any) -> Any:
         count = context.all_reduce(sum_op, tf.reduce_sum(real))
         with tf.GradientTape() as tape:
             pred = r.model(x, training=True)
-            weighted = tf.reduce_sum(_per_sample(r.loss, y, pred) * w)
-            loss = tf.math.divide_no_nan(weighted, count)
+            totals = r.loss.step_totals(r.loss.values(y, pred), w, count)
+            loss = tf.math.divide_no_nan(totals[0], count)
             if r.model.losses:
                 loss += tf.add_n(r.model.losses) / r.strategy.num_replicas_in_sync
             scaled = r.optimizer.scale_loss(loss)  # NOTE [ Loss scaling across replicas ]
@@ -111,7 +105,7 @@ def make_train_step(r: Replicas, element_spec: Any) -> Any:
             grads = agree_on_finite(grads)
         r.optimizer.apply_gradients(zip(grads, variables, strict=True))
         r.metrics.update(y, pred, w, real)
-        return weighted, tf.reduce_sum(real)
+        return totals, tf.reduce_sum(real)
 
     # The batch is fetched outside (timed as input_wait); the signature's open batch
     # axis keeps the uneven last batch from tracing a second function.
@@ -128,16 +122,19 @@ def make_train_step(r: Replicas, element_spec: Any) -> Any:
 
 
 def eval_step_of(r: Replicas) -> Any:
-    """The compiled evaluation step of ``r`` (built once): the summed loss and count."""
+    """The compiled evaluation step of ``r`` (built once): the loss totals (as in
+    `make_train_step`) and the count of real samples."""
     import tensorflow as tf
 
     if r.eval_step is None:
         sum_op = tf.distribute.ReduceOp.SUM
 
         def step(x: Any, y: Any, w: Any, real: Any) -> Any:
+            context = tf.distribute.get_replica_context()
+            count = context.all_reduce(sum_op, tf.reduce_sum(real))
             pred = r.model(x, training=False)
             r.metrics.update(y, pred, w, real)
-            return tf.reduce_sum(_per_sample(r.loss, y, pred) * w), tf.reduce_sum(real)
+            return r.loss.step_totals(r.loss.values(y, pred), w, count), tf.reduce_sum(real)
 
         @tf.function
         def eval_step(iterator: Any) -> Any:
@@ -148,16 +145,42 @@ def eval_step_of(r: Replicas) -> Any:
     return r.eval_step
 
 
+def assign_optimizer(optimizer: Any, values: list[Any]) -> None:
+    """Sets an optimizer's variables (iterations, learning rate, moments, loss scale).
+
+    Raises:
+        ValueError: if ``values`` does not hold one value per variable, or a shape differs.
+    """
+    variables = optimizer.variables
+    shapes = [tuple(v.shape) for v in variables]
+    given = [tuple(np.shape(value)) for value in values]
+    if shapes != given:
+        raise ValueError(
+            f"cannot restore the optimizer state: {len(values)} values of shapes {given} "
+            f"for {len(variables)} variables of shapes {shapes}. Was the optimizer or the "
+            f"model changed?"
+        )
+    for variable, value in zip(variables, values, strict=True):
+        variable.assign(value)
+
+
 def pull_template(template: Any, r: Replicas) -> None:
     """Copies the replicas' weights and optimizer state into the template."""
     template.set_weights(r.model.get_weights())
     if not template.optimizer.built:
         template.optimizer.build(template.trainable_variables)
-    for mine, theirs in zip(template.optimizer.variables, r.optimizer.variables, strict=True):
-        mine.assign(theirs.numpy())
+    assign_optimizer(template.optimizer, [v.numpy() for v in r.optimizer.variables])
 
 
 def push_learning_rate(template: Any, r: Replicas) -> None:
-    """Hands a learning rate set on the template (ReduceLROnPlateau) to the replicas."""
-    if isinstance(template.optimizer.get_config().get("learning_rate"), float | int):
-        r.optimizer.learning_rate = float(np.asarray(template.optimizer.learning_rate))
+    """Hands a learning rate set on the template (``LearningRateScheduler``,
+    ``ReduceLROnPlateau``) to the replicas.
+
+    Read through ``optimizer.learning_rate``, which a ``LossScaleOptimizer`` forwards to
+    its inner optimizer, so it works under ``mixed_float16`` too. A schedule is left
+    alone: the replicas' optimizer has the same one, driven by the iterations it keeps.
+    """
+    inner = getattr(template.optimizer, "inner_optimizer", template.optimizer)
+    if isinstance(inner.get_config().get("learning_rate"), dict):  # a serialized schedule
+        return
+    r.optimizer.learning_rate = float(np.asarray(template.optimizer.learning_rate))

@@ -24,7 +24,9 @@ the replicas at every epoch start.
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from collections.abc import Mapping
 from collections.abc import Sequence as Seq
 from typing import Any
@@ -32,14 +34,13 @@ from typing import Any
 import numpy as np
 
 from ..pipeline import Pipeline
+from .agreement import check_agreement, chief_value
 from .backup import Backup, model_identity
-from .enqueuer import OrderedEnqueuer
 from .evaluation import evaluate_logs
 from .feed import Feed, as_xyw
 from .fit_options import (
     check_callbacks,
     check_class_weight,
-    num_classes,
     refuse_keras_arguments,
     should_validate,
 )
@@ -48,6 +49,8 @@ from .replicas import Replicas, distributed_iterator, replicate
 from .resume import Resume
 from .strategy import make_strategy
 from .training_loop import InputBoundWarning, TrainingLoop
+
+logger = logging.getLogger(__name__)
 
 
 def _as_pipeline(seq: Any) -> Pipeline:
@@ -70,8 +73,10 @@ class MultiGPUTrainer:
     Args:
         model: a compiled Keras model (the template).
         cpu_merge: reduce gradients through the CPU.
-        cpu_relocation: accepted for the seed's signature; the template is always
-            cloned into the strategy's scope, which is what relocation achieved.
+        cpu_relocation: the seed's argument, without effect here: the replicas are
+            always clones made in the strategy's scope, their variables mirrored on
+            every device, wherever the template's were created (what relocation was
+            for). ``True`` warns so, once.
 
     Raises:
         ValueError: if the model is not compiled.
@@ -88,6 +93,13 @@ class MultiGPUTrainer:
         self.model = model
         self.cpu_merge = cpu_merge
         self.cpu_relocation = cpu_relocation
+        if cpu_relocation:
+            warnings.warn(
+                "MultiGPUTrainer(cpu_relocation=True) has no effect: the replicas are "
+                "clones made in the tf.distribute strategy's scope, with their variables "
+                "mirrored on every device, wherever the template's weights were created",
+                stacklevel=2,
+            )
         self.devices: list[str] = []
         self._replicas: Replicas | None = None
         self._input_bound = InputBoundWarning()
@@ -173,35 +185,34 @@ class MultiGPUTrainer:
         )
         check_callbacks(callbacks)
         should_validate(0, validation_freq)
-        class_weight = check_class_weight(class_weight, num_classes(self.model))
+        class_weight = check_class_weight(class_weight, self.model)
         strategy, num_workers, worker = self._strategy(gpus, devices)
+        topology = {
+            "workers": num_workers,
+            "replicas": strategy.num_replicas_in_sync // num_workers,
+            "batch_size": whole.batch_size or 1,
+        }
+        whole, backup, resume = self._agree_and_resume(
+            whole, strategy, num_workers, worker, backup_dir, backup_every
+        )
         seq = whole.shard(num_workers, worker) if num_workers > 1 else whole
-        steps = len(seq)
-        backup = resume = None
-        if backup_dir is not None:
-            identity = {
-                "model": model_identity(self.model),
-                "pipeline": repr(whole.plan),  # the same on every worker: not the shard's
-                "replicas": strategy.num_replicas_in_sync,
-                "workers": num_workers,
-            }
-            backup = Backup(backup_dir, backup_every, identity, chief=worker == 0)
-            saved = backup.load()
-            resume = None if saved is None else Resume(saved)
-        initial_state = None
-        if resume is not None:  # NOTE [ Exactly-once resume ] in parallel/backup.py
+        if resume is None:
+            seq.set_epoch(initial_epoch)
+        else:  # NOTE [ Exactly-once resume ] in parallel/backup.py
             initial_epoch = resume.epoch
+            resume.position_pipeline(seq)
             resume.restore_weights(self.model)
-            initial_state = resume.enqueuer_state(OrderedEnqueuer(seq).state())
-        seq.set_epoch(initial_epoch)
+            line = resume.describe(whole, topology)
+            logger.info(line)
+            if verbose and worker == 0:
+                print(line)
         feed = Feed(
             seq,
-            max(1, strategy.num_replicas_in_sync // num_workers),
+            topology["replicas"],
             workers,
             use_multiprocessing,
             max_queue_size,
             repeat=True,
-            initial_state=initial_state,
             class_weight=class_weight,
         )
         try:
@@ -227,11 +238,12 @@ class MultiGPUTrainer:
                     model=self.model,
                     verbose=verbose,
                     epochs=epochs,
-                    steps=steps,
+                    steps=seq.plan.num_batches,
                 ),
-                steps=steps,
+                pipeline=seq,
                 validate=validate,
                 workers=workers,
+                topology=topology,
                 backup=backup,
                 resume=resume,
                 input_bound=self._input_bound,
@@ -243,6 +255,43 @@ class MultiGPUTrainer:
         if backup is not None:
             backup.delete()
         return history
+
+    def _agree_and_resume(
+        self,
+        whole: Pipeline,
+        strategy: Any,
+        num_workers: int,
+        worker: int,
+        backup_dir: str | os.PathLike | None,
+        backup_every: int,
+    ) -> tuple[Pipeline, Backup | None, Resume | None]:
+        """The pipeline every worker agrees on, the backup, and what to resume from.
+
+        A pipeline that drew its seed (``seed=None``) takes the backup's, so a restart
+        resumes the same run, or else, with several workers, the chief's: each worker
+        drew its own, and shards cut from different orders would repeat and skip
+        samples. The workers then check that their pipelines, and the position they
+        resume from, agree (`parallel.agreement`).
+        """
+        backup = None
+        if backup_dir is not None:
+            identity = {"model": model_identity(self.model), "pipeline": whole.identity()}
+            backup = Backup(backup_dir, backup_every, identity, chief=worker == 0)
+            saved_seed = (backup.saved_identity() or {}).get("pipeline", {}).get("seed")
+            if whole.seed_was_drawn and saved_seed is not None:
+                whole = whole.with_seed(saved_seed)
+        if whole.seed_was_drawn:
+            whole = whole.with_seed(chief_value(strategy, num_workers, whole.seed))
+        check_agreement(strategy, num_workers, whole.identity(), "the pipeline")
+        if backup is None:
+            return whole, None, None
+        backup.identity["pipeline"] = whole.identity()
+        saved = backup.load()
+        if saved is None:
+            return whole, backup, None
+        position = {"epoch": saved.epoch, "position": saved.position}
+        check_agreement(strategy, num_workers, position, "where to resume")
+        return whole, backup, Resume(saved)
 
     def _ensure_replicas(self, seq: Pipeline, gpus: Any, devices: Seq[str] | None) -> Replicas:
         """The replicas of the last `fit` unless devices are named, else new ones (built
@@ -293,7 +342,8 @@ class MultiGPUTrainer:
             metrics, else ``[loss, *metrics]``; a dict with ``return_dict=True``.
         """
         logs = self._evaluate_logs(seq, workers, use_multiprocessing, gpus, devices)
-        return logs if return_dict else in_keras_order(logs, self._replicas.metrics.names)
+        r = self._replicas
+        return logs if return_dict else in_keras_order(logs, [*r.loss.names, *r.metrics.names])
 
     def predict(
         self, seq: Any, workers: int = 1, gpus: Any = None, devices: Seq[str] | None = None

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..pipeline import Pipeline
 from .backup import Backup, Saved
 from .replicas import Replicas, make_train_step, pull_template, push_learning_rate
 from .resume import Resume
@@ -51,9 +52,11 @@ class TrainingLoop:
         replicas: what the strategy trains.
         iterator: the distributed iterator of the feed's per-replica slices.
         callbacks: a ``keras.callbacks.CallbackList`` (with History).
-        steps: steps per epoch.
+        pipeline: this worker's pipeline (its shard, with several workers): its plan
+            says how many steps an epoch has and where a step leaves the epoch's order.
         validate: ``epoch -> {name: value}`` of validation logs (empty when not due).
         workers: enqueuer workers, named by the input-wait warning.
+        topology: ``{"workers", "replicas", "batch_size"}``, saved in backups.
         backup: where to save the job every few steps, or ``None``.
         resume: the backup this run continues from, or ``None``.
         input_bound: the trainer's once-only input-wait warning.
@@ -63,9 +66,10 @@ class TrainingLoop:
     replicas: Replicas
     iterator: Any
     callbacks: Any
-    steps: int
+    pipeline: Pipeline
     validate: Callable[[int], dict[str, float]]
     workers: int
+    topology: dict[str, int] = field(default_factory=dict)
     backup: Backup | None = None
     resume: Resume | None = None
     input_bound: InputBoundWarning = field(default_factory=InputBoundWarning)
@@ -87,29 +91,34 @@ class TrainingLoop:
         self.callbacks.on_train_end(epoch_logs)
         return self.template.history
 
-    def _start_totals(self, epoch: int) -> tuple[int, Any, Any]:
-        # The first step and the running (loss sum, count) of ``epoch``: those of the
-        # backup in the resumed epoch, zero otherwise.
+    def _start(self, epoch: int) -> tuple[int, Any, Any, int]:
+        # Where ``epoch``'s steps begin in its order, and its running loss totals, count
+        # of real samples and steps: the backup's in the resumed epoch, zero otherwise.
         import tensorflow as tf
 
         r = self.replicas
-        first = 0 if self.resume is None else self.resume.first_step(epoch)
         if self.resume is not None and epoch == self.resume.epoch:
             saved = self.resume.saved
             r.metrics.set_totals(saved.metrics, chief=r.worker == 0)
-            return first, tf.constant(saved.loss_sum), tf.constant(saved.count)
+            totals = tf.constant(saved.loss_totals, tf.float32)
+            return saved.position, totals, tf.constant(saved.count), saved.steps
         r.metrics.reset()
-        return first, tf.constant(0.0), tf.constant(0.0)
+        return 0, tf.zeros(1 + len(r.loss.names)), tf.constant(0.0), 0
 
     def _train_epoch(self, epoch: int, train_step: Any) -> dict[str, Any]:
-        import tensorflow as tf
 
         r = self.replicas
-        first_step, total_loss, total_count = self._start_totals(epoch)
+        plan = self.pipeline.plan
+        start, total_loss, total_count, epoch_steps = self._start(epoch)
+        steps = plan.num_steps(start)
+        # A resumed epoch's steps are numbered as the last of a whole epoch's, so Keras'
+        # progress bar and step callbacks end where they would have.
+        first_step = plan.num_batches - steps
         logs: dict[str, Any] = {}
         waited = 0.0
         started = time.perf_counter()
-        for step in range(first_step, self.steps):
+        for done in range(steps):
+            step = first_step + done
             self.callbacks.on_train_batch_begin(step)
             fetch = time.perf_counter()
             batch = next(self.iterator)
@@ -118,26 +127,32 @@ class TrainingLoop:
             # Totals stay tensors: converting every step would wait for each step to
             # finish (Keras' progress bar converts the logs it shows).
             total_loss, total_count = total_loss + weighted, total_count + count
-            logs = {"loss": tf.math.divide_no_nan(total_loss, total_count), **results}
+            epoch_steps += 1
+            logs = {**r.loss.logs(total_loss, total_count, epoch_steps), **results}
             self._steps_done += 1
             if self.backup is not None and self.backup.due(self._steps_done):
-                self._save(epoch, step + 1, total_loss, total_count)
+                position = plan.position_after(done + 1, start)
+                self._save(epoch, position, (total_loss, total_count, epoch_steps))
             self.callbacks.on_train_batch_end(step, logs)
         input_wait = waited / max(time.perf_counter() - started, 1e-9)
         pull_template(self.template, r)
         if not logs:  # resumed after the epoch's last step
-            logs = {"loss": total_loss / total_count, **r.metrics.results()}
+            logs = {**r.loss.logs(total_loss, total_count, epoch_steps), **r.metrics.results()}
         epoch_logs = {name: float(value) for name, value in logs.items()}
         epoch_logs["input_wait"] = input_wait
         self.input_bound.check(input_wait, epoch, self.workers)
         return epoch_logs
 
-    def _save(self, epoch: int, step: int, loss: Any, count: Any) -> None:
+    def _save(self, epoch: int, position: int, running: tuple[Any, Any, int]) -> None:
         r = self.replicas
+        loss, count, steps = running
         state = Saved(
             epoch=epoch,
-            step=step,
-            loss_sum=float(loss),
+            position=position,
+            block=self.pipeline.order_block(epoch),
+            topology=self.topology,
+            loss_totals=[float(v) for v in np.asarray(loss)],
+            steps=steps,
             count=float(count),
             weights=r.model.get_weights(),
             optimizer=[np.asarray(v.numpy()) for v in r.optimizer.variables],

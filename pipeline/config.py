@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .. import sources as _sources
+from ..sources.nested import NestedSource
 from ..transforms import (
     AUGMENTATIONS,
     Lambda,
@@ -81,6 +82,13 @@ def serialize(obj: Any, path: str, external_sources: bool) -> dict[str, Any]:
         }
     if _is_pipeline(obj):
         return {"class_name": "Pipeline", "config": obj.get_config(external_sources)}
+    if isinstance(obj, NestedSource):
+        own = obj.sources
+        if isinstance(own, dict):
+            parts: Any = {k: serialize(s, f"{path}.{k}", external_sources) for k, s in own.items()}
+        else:
+            parts = [serialize(s, f"{path}.{i}", external_sources) for i, s in enumerate(own)]
+        return {"class_name": "NestedSource", "config": {"sources": parts}}
     if _is_hdf5(obj):
         config = {
             "datapath": obj.datapath,
@@ -152,6 +160,15 @@ def deserialize(
     if name == "HDF5Matrix":
         config["normalizer"] = deserialize(config["normalizer"], custom_objects)
         return _sources.HDF5Matrix(**config)
+    if name == "NestedSource":
+        parts = config["sources"]
+
+        def load(part: Any) -> Any:
+            return deserialize(part, custom_objects, sources, pipeline_cls)
+
+        if isinstance(parts, dict):
+            return NestedSource({k: load(p) for k, p in parts.items()})
+        return NestedSource([load(p) for p in parts])
     if name == "TransformedSource":
         return TransformedSource(
             deserialize(config["source"], custom_objects, sources, pipeline_cls),

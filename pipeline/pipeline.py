@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
 import json
 import os
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
+from .._core.checks import check_int
 from .._core.hooks import provide, provided
-from ..transforms import Transform, as_transform, batch_generator
+from ..sources.nested import nest
+from ..transforms import Transform, as_transform, random_for
 from .batches import BATCHES, DICT, SINGLE, TUPLE, attach_weights, leading_dim
-from .config import pipeline_config, pipeline_from_config
-from .plan import BatchPlan, EpochPlan
+from .config import pipeline_config, pipeline_from_config, serialize
+from .plan import BatchPlan, EpochPlan, check_shuffle
 from .sequence import Sequence
+
+# Names the construction of epoch orders and of sharded steps in states and backups: a
+# state saved under another construction described other batches and must not resume.
+ORDER_VERSION = "prefix-steps-1"
 
 
 def _is_batch_level(source: Any) -> bool:
@@ -43,14 +51,23 @@ class Pipeline(Sequence):
         batch_size: samples per batch.
         shuffle: ``False``, ``True`` (a new sample permutation every epoch) or
             ``'batch'`` (contiguous batches in a new order every epoch: fast on HDF5).
-        seed: seed of the permutations and of random transforms' generators;
-            ``None`` draws one now when shuffling (so that every worker process of this
-            pipeline agrees on it), else uses 0.
+            Exactly these values: ``1`` or ``1.0`` raise.
+        seed: seed of the permutations and of random transforms' numbers; ``None``
+            draws one now (shuffles and augmentations differ from run to run), which
+            this pipeline, its copies in worker processes and its `get_config` keep.
+            Several processes that each build the pipeline (multi-worker training)
+            must agree on one: pass ``seed=``, or let `MultiGPUTrainer` broadcast the
+            chief's.
         drop_remainder: drop the last batch when it is not full. With fewer samples
             than one batch nothing would be left, so the constructor raises
             ``ValueError`` rather than give empty epochs; `shard` raises the same way
             when a shard would hold less than one batch. Without it, a short source is
             one short batch, and `shard` pads shards with weight-0 samples instead.
+
+    Iterating a pipeline (``for batch in seq``) yields the current epoch's batches,
+    then, after the last one, advances to the next epoch (`on_epoch_end`), as a PyTorch
+    ``DataLoader`` reshuffles at every ``iter()``; `epoch` says which epoch is next. A
+    loop stopped early stays in its epoch.
 
     Raises:
         ValueError: if sources have different lengths, are empty, an argument is out
@@ -80,20 +97,21 @@ class Pipeline(Sequence):
             structure, length = BATCHES, _check_source("sequence", sources)
         elif isinstance(sources, Mapping):
             structure = DICT
+            sources = {k: nest(s) for k, s in sources.items()}
             lengths = {k: _check_source(repr(k), s) for k, s in sources.items()}
             length = self._common_length(lengths)
-            sources = dict(sources)
         elif isinstance(sources, tuple | list):
             structure = TUPLE
+            sources = tuple(nest(s) for s in sources)
             lengths = {i: _check_source(str(i), s) for i, s in enumerate(sources)}
             length = self._common_length(lengths)
-            sources = tuple(sources)
         else:
             structure, length = SINGLE, _check_source("0", sources)
         if length == 0:
             raise ValueError(f"sources must hold at least one sample. Received: {sources!r}")
+        self.seed_was_drawn = seed is None
         if seed is None:
-            seed = secrets.randbits(32) if shuffle else 0
+            seed = secrets.randbits(32)
         self._sources = sources
         self._structure = structure
         self._transforms: tuple[Transform, ...] = ()
@@ -101,12 +119,16 @@ class Pipeline(Sequence):
         self._plan = EpochPlan(
             num_samples=length,
             batch_size=1 if batch_level else batch_size,
-            shuffle=shuffle,
+            shuffle=check_shuffle(shuffle),
             seed=seed,
             drop_remainder=False if batch_level else drop_remainder,
         )
         self._batch_size = None if batch_level else self._plan.batch_size
         self.epoch = 0
+        # Where the steps of a resumed epoch begin: (epoch, global position, block size
+        # of a 'batch' order), or None (NOTE [ Elastic resume ] in parallel/enqueuer.py).
+        self._resumed: tuple[int, int, int | None] | None = None
+        self._identity: dict[str, Any] | None = None
 
     @staticmethod
     def _common_length(lengths: dict[Any, int]) -> int:
@@ -171,7 +193,14 @@ class Pipeline(Sequence):
     # -- Sequence protocol -------------------------------------------------------------
 
     def __len__(self) -> int:
-        return self._plan.num_batches
+        """Batches of the current epoch: its remaining steps, when it was resumed."""
+        return self._plan.num_steps(self._cursor(self.epoch)[0])
+
+    def __iter__(self) -> Iterator[Any]:
+        """Yields the current epoch's batches, then advances to the next epoch."""
+        for index in range(len(self)):
+            yield self[index]
+        self.on_epoch_end()
 
     def __getitem__(self, index: int) -> Any:
         if isinstance(index, bool) or not isinstance(index, int | np.integer):
@@ -196,33 +225,50 @@ class Pipeline(Sequence):
             The batch: an array, tuple or dict, with ``sample_weight`` added when the
             pipeline is sharded.
         """
-        spec = self._plan.batch(index, epoch)
+        spec = self.batch_plan(index, epoch)
         batch = self._read(spec, out)
         for position in range(len(self._transforms)):
-            batch = self.apply_transform(position, batch, index, epoch)
-        if spec.weights is not None:
-            weights = spec.weights
-            if self._structure == BATCHES:
-                weights = np.full(leading_dim(batch), weights[0], dtype=np.float32)
-            batch = attach_weights(batch, weights)
-        return batch
+            batch = self.apply_transform(position, batch, spec, epoch)
+        return self.add_weights(batch, spec)
 
-    def apply_transform(self, position: int, batch: Any, index: int, epoch: int) -> Any:
-        """Runs transform ``position`` of the chain on batch ``index`` of ``epoch``.
+    def batch_plan(self, index: int, epoch: int) -> BatchPlan:
+        """The sample ids (and weights, when sharded) of batch ``index`` of ``epoch``."""
+        start, block = self._cursor(epoch)
+        return self._plan.batch(index, epoch, start, block)
 
-        A random transform gets the generator `transforms.batch_generator` keys with
-        ``(seed, epoch, shard, index, k)`` where it is the ``k``-th random transform of
-        the chain (NOTE [ Augmentation keys ] in ``transforms/randomness.py``), so the
-        batch does not depend on who computes it, nor on deterministic stages added or
-        cached away before it.
+    def batch_rows(self, index: int, epoch: int) -> int:
+        """Rows of batch ``index`` of ``epoch``, computed without its sample ids."""
+        return self._plan.batch_rows(index, self._cursor(epoch)[0])
+
+    def apply_transform(self, position: int, batch: Any, spec: BatchPlan, epoch: int) -> Any:
+        """Runs transform ``position`` of the chain on the batch that ``spec`` describes.
+
+        A random transform draws per sample (`transforms.sample_random`), keyed by
+        ``(seed, epoch, sample id, k)`` where it is the ``k``-th random transform of the
+        chain (NOTE [ Augmentation keys ] in ``transforms/randomness.py``), so a sample's
+        augmentation depends neither on who computes it nor on the batch, shard or
+        resume point it is read in, nor on deterministic stages added or cached away.
         """
-        transforms = self._transforms
-        if not getattr(transforms[position], "random", False):
-            return transforms[position](batch)
-        k = sum(bool(getattr(t, "random", False)) for t in transforms[:position])
-        plan = self._plan
-        rng = batch_generator(plan.seed, epoch, index, k, plan.shard_index, plan.num_shards)
-        return transforms[position](batch, rng=rng)
+        transform = self._transforms[position]
+        if not getattr(transform, "random", False):
+            return transform(batch)
+        k = sum(bool(getattr(t, "random", False)) for t in self._transforms[:position])
+        ids = spec.indices
+        if self._structure == BATCHES:
+            # A wrapped Sequence's batch is one sample of the plan: its rows are keyed
+            # by (batch id, row).
+            rows = np.arange(leading_dim(batch), dtype=np.int64)
+            ids = (int(ids[0]) << 32) + rows
+        return transform(batch, rng=random_for(transform, self._plan.seed, epoch, k, ids))
+
+    def add_weights(self, batch: Any, spec: BatchPlan) -> Any:
+        """``batch`` with the sample weights of a sharded plan attached (else as is)."""
+        if spec.weights is None:
+            return batch
+        weights = spec.weights
+        if self._structure == BATCHES:
+            weights = np.full(leading_dim(batch), weights[0], dtype=np.float32)
+        return attach_weights(batch, weights)
 
     @staticmethod
     def read_key(spec: BatchPlan) -> slice | np.ndarray:
@@ -258,14 +304,95 @@ class Pipeline(Sequence):
     def on_epoch_end(self) -> None:
         """Advances to the next epoch (and forwards to a wrapped Sequence)."""
         self.epoch += 1
+        self._resumed = None
         if self._structure == BATCHES:
             self._sources.on_epoch_end()
 
-    def set_epoch(self, epoch: int) -> None:
-        """Jumps to ``epoch`` (used when resuming); batches depend only on it and the seed."""
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"epoch must be an int >= 0. Received: epoch={epoch!r}")
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0, block: int | None = None) -> None:
+        """Jumps to ``epoch``, whose steps begin at global position ``start``.
+
+        Batches depend only on the epoch, the seed and where the epoch's steps begin:
+        ``start > 0`` resumes an epoch of which the positions ``[0, start)`` of the order
+        were delivered (NOTE [ Elastic resume ] in ``parallel/enqueuer.py``).
+
+        Args:
+            epoch: the epoch, ``>= 0``.
+            start: the global position where its steps begin, in ``[0, num_samples]``.
+            block: for ``shuffle='batch'``, the block size its order was begun with, when
+                it is not this pipeline's ``batch_size``.
+
+        Raises:
+            ValueError: for an out-of-range argument.
+        """
+        check_int("epoch", epoch, 0)
+        check_int("start", start, 0, self.num_samples)
+        if block is not None:
+            check_int("block", block, 1)
+        self.epoch = int(epoch)
+        self._resumed = (self.epoch, int(start), block) if start or block else None
+
+    def _cursor(self, epoch: int) -> tuple[int, int | None]:
+        resumed = self._resumed
+        if resumed is not None and resumed[0] == epoch:
+            return resumed[1], resumed[2]
+        return 0, None
+
+    def position(self, steps: int, epoch: int) -> int:
+        """The global position of ``epoch`` once ``steps`` of its steps are delivered:
+        the order's positions before it were consumed by all shards together."""
+        return self._plan.position_after(steps, self._cursor(epoch)[0])
+
+    def order_block(self, epoch: int) -> int | None:
+        """The block size of ``epoch``'s order for ``shuffle='batch'``, else ``None``."""
+        if self._plan.shuffle != "batch":
+            return None
+        return self._cursor(epoch)[1] or self._plan.batch_size
+
+    def identity(self) -> dict[str, Any]:
+        """What a saved position must match to mean the same samples: JSON-able.
+
+        ``{"order", "num_samples", "shuffle", "seed", "data"}``: the order's
+        construction, the sample count, the shuffle mode, the seed where it matters
+        (shuffling or random transforms; else ``None``), and a hash of the sources'
+        description (their configs: paths, datasets, shapes; in-memory arrays by shape
+        and dtype, not by content). The topology (shards, batch size) is not part of it.
+        """
+        if self._identity is None:
+            plan = self._plan
+            random = any(getattr(t, "random", False) for t in self._transforms)
+            self._identity = {
+                "order": ORDER_VERSION,
+                "num_samples": plan.num_samples,
+                "shuffle": plan.shuffle,
+                "seed": plan.seed if plan.shuffle or random else None,
+                "data": self._data_digest(),
+            }
+        return dict(self._identity)
+
+    def _data_digest(self) -> str:
+        def describe(source: Any) -> Any:
+            try:
+                return serialize(source, "source", external_sources=True)
+            except ValueError:  # a source without a saveable config: its kind and size
+                return [type(source).__qualname__, len(source)]
+
+        if self._structure == DICT:
+            described: Any = {str(k): describe(s) for k, s in self._sources.items()}
+        elif self._structure == TUPLE:
+            described = [describe(s) for s in self._sources]
+        else:
+            described = describe(self._sources)
+        text = json.dumps([self._structure, described], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def with_seed(self, seed: int) -> Pipeline:
+        """This pipeline with another seed (e.g. one agreed on by several processes).
+
+        Raises:
+            ValueError: if ``seed`` is not an integer >= 0.
+        """
+        plan = dataclasses.replace(self._plan, seed=check_int("seed", seed, 0))
+        return self._derive(_plan=plan, seed_was_drawn=False, _identity=None)
 
     # -- derived pipelines (pipelines are immutable) ----------------------------------
 
@@ -276,14 +403,20 @@ class Pipeline(Sequence):
         return new
 
     def __or__(self, transform: Callable) -> Pipeline:
-        return self._derive(_transforms=(*self._transforms, as_transform(transform)))
+        chain = (*self._transforms, as_transform(transform))
+        return self._derive(_transforms=chain, _identity=None)
 
     def shard(self, num_shards: int, index: int) -> Pipeline:
         """Returns shard ``index`` of ``num_shards`` disjoint, covering shards.
 
-        All shards have the same number of batches and the same batch sizes; shards that
-        are one sample short are padded with weight-0 rows (see NOTE [ Sharding and
-        padding ] in ``pipeline/plan.py``), and batches carry ``sample_weight``.
+        The shards read each epoch's one global order together, a step at a time: step
+        ``g`` takes the next ``batch_size * num_shards`` positions of the order, and this
+        shard takes its ``batch_size`` of them, the ``index``-th slice. So whatever
+        the shards have delivered together after any number of steps is a prefix of the
+        order, which resumes on any topology. All shards have the same number of
+        batches and the same batch sizes: the last step's rows are shared evenly and
+        padded with weight-0 rows (NOTE [ Sharding and padding ] in
+        ``pipeline/plan.py``), and batches carry ``sample_weight``.
 
         Args:
             num_shards: number of shards (workers).
@@ -298,22 +431,16 @@ class Pipeline(Sequence):
 
         Example:
             >>> import numpy as np
-            >>> Pipeline(np.arange(5), batch_size=2).shard(2, 1)[0]
-            (array([3, 4]), array([1., 1.], dtype=float32))
+            >>> shard = Pipeline(np.arange(5), batch_size=2).shard(2, 1)
+            >>> shard[0]
+            (array([2, 3]), array([1., 1.], dtype=float32))
+            >>> shard[1]  # the last step: one row left for two shards, so a padding row
+            (array([4]), array([0.], dtype=float32))
         """
         if self.sharded:
             raise ValueError(f"{self!r} is already sharded; shard the unsharded pipeline")
-        plan = self._plan
-        new_plan = EpochPlan(
-            plan.num_samples,
-            plan.batch_size,
-            plan.shuffle,
-            plan.seed,
-            plan.drop_remainder,
-            num_shards=num_shards,
-            shard_index=index,
-        )
-        return self._derive(_plan=new_plan)
+        plan = dataclasses.replace(self._plan, num_shards=num_shards, shard_index=index)
+        return self._derive(_plan=plan)
 
     def cache(
         self,

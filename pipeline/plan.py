@@ -1,20 +1,29 @@
 """The epoch plan: which samples form batch ``i`` of epoch ``e`` on shard ``k``.
 
 Everything here is a pure function of ``(num_samples, batch_size, shuffle, seed,
-drop_remainder, num_shards, shard_index, epoch)``. Worker processes recompute the plan
-themselves instead of receiving index lists, and an enqueuer's checkpoint is a handful
-of integers. Shuffled orders are computed per position (see `IndexPermutation`), so no
-array of ``num_samples`` ids ever exists.
+drop_remainder, num_shards, shard_index, epoch)`` and of where the epoch's steps start.
+Worker processes recompute the plan themselves instead of receiving index lists, and an
+enqueuer's checkpoint is a handful of integers. Shuffled orders are computed per
+position (see `IndexPermutation`), so no array of ``num_samples`` ids ever exists.
 
 NOTE [ Sharding and padding ]
-A sharded epoch is cut into ``num_shards`` contiguous, disjoint ranges of the epoch's
-sample order whose sizes differ by at most one. Every shard is then padded to the
-size of the largest one, so all shards have the same number of batches *and* the same
-batch sizes (collective ops across workers need equal step counts and equal shapes).
-A padding row repeats a real sample of the shard but carries weight 0, so no sample
-contributes to a loss twice. With ``drop_remainder=True`` the epoch keeps only a
-multiple of ``batch_size * num_shards`` samples: every batch is full, nothing is padded,
-and the dropped samples are the last ``num_dropped`` of the epoch order.
+Every epoch has one global order of its samples (`EpochPlan.epoch_order`), the same
+whatever the topology. The shards consume it together, as a prefix, in *steps*: step
+``g`` takes the next ``batch_size * num_shards`` positions, and shard ``k`` takes its
+slice ``[k * batch_size, (k + 1) * batch_size)`` of them. So after any number of steps,
+what all shards together have consumed is a prefix ``[0, P)`` of the order, which is why
+a checkpoint is just ``(epoch, P)`` and resumes on any number of shards, any batch size
+(NOTE [ Elastic resume ] in ``parallel/enqueuer.py``). Only the last step may be short:
+its ``r`` remaining positions are cut into ``num_shards`` slices of ``ceil(r /
+num_shards)`` rows, the last ones padded to that size with rows that repeat a real
+sample but carry weight 0. So all shards have the same number of steps and the same
+batch shapes (collective ops across workers need both), and no sample contributes to a
+loss twice. With ``drop_remainder=True`` the epoch keeps only whole steps: every batch
+is full, nothing is padded, and the dropped samples are the order's tail. The price of
+the prefix is locality: a shard's samples are interleaved slices of every step, not a
+contiguous part of the order, so with sharded, unshuffled or ``'batch'``-shuffled
+chunked storage every host reads from every chunk (each chunk once per epoch, where the
+source keeps what it decoded).
 """
 
 from __future__ import annotations
@@ -25,9 +34,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._core.checks import check_int
-from .permutation import MAX_SIZE, IndexPermutation
+from .permutation import MAX_SIZE, BlockPermutation, IndexPermutation, LazyOrder
 
 ShuffleMode = bool | str
+SHUFFLE_MODES = (False, True, "batch")
 
 
 @dataclass(frozen=True)
@@ -57,47 +67,71 @@ class BatchPlan:
         return slice(first, last + 1)
 
 
-# Third entropy word of the sample and of the batch permutation: independent keys.
+# Third entropy word of the sample and of the block permutation: independent keys.
 _SAMPLE_STREAM = 0
-_BATCH_STREAM = 1
+_BLOCK_STREAM = 1
+
+
+def check_shuffle(shuffle: object) -> ShuffleMode:
+    """Returns ``shuffle`` as ``False``, ``True`` or ``'batch'``.
+
+    Raises:
+        ValueError: for anything else; ``1`` and ``1.0`` too, which equal ``True`` but
+            would be read as "no shuffle" by code that tests ``shuffle is True``.
+
+    Example:
+        >>> check_shuffle(np.True_), check_shuffle("batch")
+        (True, 'batch')
+        >>> check_shuffle(1)
+        Traceback (most recent call last):
+        ...
+        ValueError: shuffle must be False, True or 'batch'. Received: shuffle=1
+    """
+    if isinstance(shuffle, bool | np.bool_):
+        return bool(shuffle)
+    if isinstance(shuffle, str) and shuffle in SHUFFLE_MODES:
+        return shuffle
+    raise ValueError(f"shuffle must be False, True or 'batch'. Received: shuffle={shuffle!r}")
 
 
 @dataclass(frozen=True)
 class EpochPlan:
-    """Frozen, validated description of how an epoch is cut into batches.
+    """Frozen, validated description of how an epoch is cut into steps and batches.
 
     Shuffling costs O(batch) time and memory whatever ``num_samples`` is: the epoch
     order is an `IndexPermutation`, a keyed Feistel network over the next power of two
     with cycle-walking back into ``[0, num_samples)`` (NOTE [ Feistel permutation with
     cycle-walking ] in ``pipeline/permutation.py``), evaluated only at the positions a
-    batch needs. ``shuffle=True`` keys it with ``(seed, epoch, 0)`` over samples,
-    ``shuffle='batch'`` with ``(seed, epoch, 1)`` over batches. Tests:
-    ``tests/pipeline/test_permutation.py`` (bijection for random and edge sizes,
-    uniformity, rank correlation, independence of epochs and seeds) and
-    ``tests/pipeline/test_plan.py`` (exactly-once, disjoint covering shards, padding,
-    ``drop_remainder``, determinism).
+    batch needs. ``shuffle=True`` keys it with ``(seed, epoch, 0)`` over samples;
+    ``shuffle='batch'`` permutes blocks of ``batch_size`` contiguous samples with
+    ``(seed, epoch, 1)`` (`BlockPermutation`). Shards consume the order together, step
+    by step (NOTE [ Sharding and padding ]). Tests: ``tests/pipeline/test_permutation.py``
+    (bijection, uniformity, rank correlation, independence of epochs and seeds) and
+    ``tests/pipeline/test_plan.py`` (exactly-once, prefixes, padding, ``drop_remainder``,
+    resuming on another topology).
 
     Args:
         num_samples: number of samples (or batches, for a batch-level ``Sequence``),
             at most ``2**62``.
         batch_size: samples per batch on one shard.
         shuffle: ``False`` keeps sample order; ``True`` draws a new permutation of
-            samples every epoch; ``'batch'`` keeps samples contiguous and permutes the
-            order of the batches.
-        seed: non-negative integer; the permutations are pure functions of
-            ``(seed, epoch)``.
-        drop_remainder: drop the samples that do not fill a whole batch on every shard.
-        num_shards: number of disjoint shards the epoch is split into.
+            samples every epoch; ``'batch'`` keeps blocks of ``batch_size`` samples
+            contiguous and permutes their order.
+        seed: non-negative integer; the orders are pure functions of ``(seed, epoch)``.
+        drop_remainder: keep only whole steps (every shard's batch full).
+        num_shards: number of shards the steps are split into.
         shard_index: which shard this plan describes.
 
     Raises:
         ValueError: for any out-of-range field, or a ``drop_remainder`` plan without a
-            single full batch.
+            single whole step.
 
     Example:
         >>> plan = EpochPlan(10, 4)
         >>> plan.num_batches, plan.batch(2, epoch=0).indices.tolist()
         (3, [8, 9])
+        >>> EpochPlan(10, 2, num_shards=2, shard_index=1).batch(0, epoch=0).indices.tolist()
+        [2, 3]
         >>> huge = EpochPlan(10**12, 256, shuffle=True, seed=0)
         >>> len(huge.batch(0, epoch=0).indices), len(huge.epoch_order(0))
         (256, 1000000000000)
@@ -117,28 +151,34 @@ class EpochPlan:
         check_int("seed", self.seed, 0)
         check_int("num_shards", self.num_shards, 1)
         check_int("shard_index", self.shard_index, 0)
-        if self.shuffle not in (False, True, "batch") or isinstance(self.shuffle, np.bool_):
-            raise ValueError(
-                f"shuffle must be False, True or 'batch'. Received: shuffle={self.shuffle!r}"
-            )
+        object.__setattr__(self, "shuffle", check_shuffle(self.shuffle))
         if self.shard_index >= self.num_shards:
             raise ValueError(
                 f"shard_index must be in [0, num_shards={self.num_shards}). "
                 f"Received: shard_index={self.shard_index}"
             )
-        if self.drop_remainder and self.samples_per_shard == 0:
+        if self.drop_remainder and self.num_batches == 0:
             raise ValueError(
                 f"drop_remainder=True leaves no full batch: {self.num_samples} samples, "
                 f"batch_size={self.batch_size}, num_shards={self.num_shards}"
             )
 
     @property
-    def num_kept(self) -> int:
-        """Samples of the epoch that are delivered (all of them unless dropped)."""
+    def step_size(self) -> int:
+        """Samples of the epoch order one step consumes: ``batch_size * num_shards``."""
+        return self.batch_size * self.num_shards
+
+    def end(self, start: int = 0) -> int:
+        """Where an epoch whose steps begin at ``start`` stops: ``num_samples``, or with
+        ``drop_remainder`` the end of the last whole step."""
         if not self.drop_remainder:
             return self.num_samples
-        per_step = self.batch_size * self.num_shards
-        return (self.num_samples // per_step) * per_step
+        return start + (self.num_samples - start) // self.step_size * self.step_size
+
+    @property
+    def num_kept(self) -> int:
+        """Samples of the epoch that are delivered (all of them unless dropped)."""
+        return self.end()
 
     @property
     def num_dropped(self) -> int:
@@ -146,26 +186,53 @@ class EpochPlan:
         return self.num_samples - self.num_kept
 
     @property
-    def samples_per_shard(self) -> int:
-        """Rows of every shard, padding included; the same for all shards."""
-        return math.ceil(self.num_kept / self.num_shards)
-
-    @property
     def num_batches(self) -> int:
         """Batches per epoch on this shard (the same for every shard)."""
-        return math.ceil(self.samples_per_shard / self.batch_size)
+        return self.num_steps()
 
-    def shard_range(self) -> tuple[int, int]:
-        """Returns ``(start, end)``: the positions of the epoch order this shard owns."""
-        base, extra = divmod(self.num_kept, self.num_shards)
-        start = self.shard_index * base + min(self.shard_index, extra)
-        return start, start + base + (1 if self.shard_index < extra else 0)
+    def num_steps(self, start: int = 0) -> int:
+        """Steps (batches per shard) from global position ``start`` to the epoch's end.
 
-    def epoch_order(self, epoch: int) -> IndexPermutation:
+        Raises:
+            ValueError: if ``start`` is not in ``[0, num_samples]``.
+        """
+        self._check_start(start)
+        return math.ceil((self.end(start) - start) / self.step_size)
+
+    def position_after(self, steps: int, start: int = 0) -> int:
+        """The global position reached after ``steps`` steps from ``start``: every sample
+        of the epoch order before it has been delivered, by all shards together.
+
+        Example:
+            >>> EpochPlan(10, 2, num_shards=2).position_after(2), EpochPlan(10, 4).position_after(3)
+            (8, 10)
+        """
+        self._check_start(start)
+        return min(start + steps * self.step_size, self.end(start))
+
+    def batch_rows(self, index: int, start: int = 0) -> int:
+        """Rows of every shard's batch at step ``index`` (padding included), computed
+        without the sample ids: ``batch_size``, or a share of the last step's rows.
+
+        Example:
+            >>> EpochPlan(10, 2, num_shards=3).batch_rows(1)  # 4 rows left for 3 shards
+            2
+        """
+        remaining = min(self.step_size, self.end(start) - start - index * self.step_size)
+        if remaining == self.step_size:
+            return self.batch_size
+        return -(-remaining // self.num_shards)
+
+    def epoch_order(self, epoch: int, block: int | None = None) -> LazyOrder:
         """Returns the sample ids of ``epoch`` in order (every shard, dropped tail included).
 
         The result is lazy: indexing it computes only the positions asked for, and
         ``np.asarray`` materialises the whole order.
+
+        Args:
+            epoch: non-negative epoch number.
+            block: for ``shuffle='batch'``, the block size of the order (default
+                ``batch_size``); a resumed epoch keeps the block size it began with.
 
         Raises:
             ValueError: if ``epoch`` is not a non-negative integer.
@@ -173,45 +240,48 @@ class EpochPlan:
         check_int("epoch", epoch, 0)
         if self.shuffle is True:
             return IndexPermutation(self.num_samples, self.seed, epoch, _SAMPLE_STREAM)
+        if self.shuffle == "batch":
+            size = self.batch_size if block is None else check_int("block", block, 1)
+            return BlockPermutation(self.num_samples, size, self.seed, epoch, _BLOCK_STREAM)
         return IndexPermutation(self.num_samples)
 
-    def batch(self, index: int, epoch: int) -> BatchPlan:
-        """Returns the plan of batch ``index`` of ``epoch`` on this shard.
+    def batch(self, index: int, epoch: int, start: int = 0, block: int | None = None) -> BatchPlan:
+        """Returns the plan of this shard's batch at step ``index`` of ``epoch``.
 
         Args:
-            index: batch position in ``[0, num_batches)``.
+            index: step in ``[0, num_steps(start))``.
             epoch: non-negative epoch number.
+            start: the global position where the epoch's steps begin (0, unless the
+                epoch was resumed mid-way).
+            block: the order's block size, for ``shuffle='batch'`` (see `epoch_order`).
 
         Returns:
             A `BatchPlan` with the sample ids and, when sharded, their weights.
 
         Raises:
             IndexError: if ``index`` is out of range.
-            ValueError: if ``epoch`` is not a non-negative integer.
+            ValueError: if ``epoch`` or ``start`` is out of range.
         """
         check_int("epoch", epoch, 0)
-        num_batches = self.num_batches
-        if not 0 <= index < num_batches:
-            raise IndexError(f"batch index {index} out of range [0, {num_batches})")
-        if self.shuffle == "batch":
-            index = IndexPermutation(num_batches, self.seed, epoch, _BATCH_STREAM)[index]
-        lo = index * self.batch_size
-        hi = min(lo + self.batch_size, self.samples_per_shard)
-        start, end = self.shard_range()
-        real_hi = min(hi, end - start)
-        ids = self._order_slice(epoch, start + lo, start + max(lo, real_hi))
+        num_steps = self.num_steps(start)
+        if not 0 <= index < num_steps:
+            raise IndexError(f"batch index {index} out of range [0, {num_steps})")
+        end = self.end(start)
+        lo = start + index * self.step_size
+        rows = self.batch_rows(index, start)
+        first = min(lo + self.shard_index * rows, end)
+        last = min(first + rows, end)
+        order = self.epoch_order(epoch, block)
+        ids = order[first:last]
         if self.num_shards == 1:
             return BatchPlan(ids)
-        num_pad = (hi - lo) - len(ids)
-        weights = np.ones(hi - lo, dtype=np.float32)
-        if num_pad:
-            # Any real id will do as padding; its weight of 0 keeps it out of the loss.
-            at = end - 1 if end > start else 0
-            filler = self._order_slice(epoch, at, at + 1)
-            ids = np.concatenate([ids, np.repeat(filler, num_pad)])
-            weights[hi - lo - num_pad :] = 0.0
+        weights = np.ones(rows, dtype=np.float32)
+        if last - first < rows:
+            # Any real id will do as padding (the step's first): weight 0 keeps it out
+            # of the loss.
+            ids = np.concatenate([ids, np.full(rows - (last - first), order[lo], np.int64)])
+            weights[last - first :] = 0.0
         return BatchPlan(ids, weights)
 
-    def _order_slice(self, epoch: int, lo: int, hi: int) -> np.ndarray:
-        # Positions [lo, hi) of the epoch order: O(hi - lo), whatever num_samples is.
-        return self.epoch_order(epoch)[lo:hi]
+    def _check_start(self, start: int) -> None:
+        check_int("start", start, 0, self.num_samples)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..transforms import Lambda
-from .batches import BATCHES, DICT, SINGLE, TUPLE, attach_weights
+from .batches import BATCHES, DICT, SINGLE, TUPLE
 from .pipeline import Pipeline
 from .sequence import Sequence
 
@@ -144,7 +144,7 @@ def trace(seq: Sequence, num_batches: int = 3) -> list[Stage]:
         return out
 
     for index in [0, *range(min(num_batches, len(p)))]:
-        spec = timed(batch, plan.batch, index, p.epoch)
+        spec = timed(batch, p.batch_plan, index, p.epoch)
         if p.structure == BATCHES:
             out = timed(sources[0], p.sources.__getitem__, int(spec.indices[0]))
         else:
@@ -161,11 +161,8 @@ def trace(seq: Sequence, num_batches: int = 3) -> list[Stage]:
         if warm_up:
             batch.output = out
         for position, stage in enumerate(transforms):
-            out = timed(stage, p.apply_transform, position, out, index, p.epoch)
+            out = timed(stage, p.apply_transform, position, out, spec, p.epoch)
         if shard:
-            weights = spec.weights
-            if p.structure == BATCHES:
-                weights = np.full(len(_arrays(out)[0][1]), weights[0], dtype=np.float32)
-            timed(shard[0], attach_weights, out, weights)
+            timed(shard[0], p.add_weights, out, spec)
         warm_up = False
     return stages

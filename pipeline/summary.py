@@ -126,7 +126,7 @@ def print_summary(
     Example:
         >>> import numpy as np
         >>> lines = []
-        >>> print_summary(Pipeline(np.zeros((8, 2)), batch_size=4), print_fn=lines.append)
+        >>> print_summary(Pipeline(np.zeros((8, 2)), 4, seed=0), print_fn=lines.append)
         >>> lines[-3]
         'Shuffle: False (seed 0)'
     """

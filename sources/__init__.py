@@ -15,6 +15,7 @@ from ..transforms import ArraySource, TransformedSource
 _LAZY = {
     "HDF5Matrix": ".hdf5",
     "ImageFiles": ".images",
+    "NestedSource": ".nested",
     "ParquetSource": ".parquet",
     "UnsafeArchiveError": ".archives",
     "extract_archive": ".archives",
@@ -29,6 +30,7 @@ __all__ = [
     "ArraySource",
     "HDF5Matrix",
     "ImageFiles",
+    "NestedSource",
     "ParquetSource",
     "TransformedSource",
     "UnsafeArchiveError",

@@ -1,7 +1,8 @@
 """Composable batch transforms: ``pipeline | Resize(...) | Normalize(on=0)``.
 
-Random augmentations are `RandomTransform` subclasses: they draw from a generator made
-for each batch (NOTE [ Augmentation keys ] in ``transforms/randomness.py``).
+Random augmentations are `RandomTransform` subclasses: each sample's numbers are a pure
+function of the seed, the epoch, the sample id and the transform's position in the
+chain (NOTE [ Augmentation keys ] in ``transforms/randomness.py``).
 
 Layer 1 of 4 (see ``seqpipe``): imports only `seqpipe._core`, numpy, OpenCV and
 scikit-image (the last two when first used).
@@ -15,7 +16,7 @@ from .flip import RandomFlip
 from .geometry import RandomRotation, RandomTranslation, RandomZoom
 from .mix import CutMix, MixUp
 from .normalize import Normalize, normalize
-from .randomness import batch_generator, indices_generator
+from .randomness import SampleRandom, batch_random, random_for, sample_random
 from .resize import Resize, resize
 from .transformed_source import ArraySource, TransformedSource
 
@@ -50,13 +51,15 @@ __all__ = [
     "RandomTranslation",
     "RandomZoom",
     "Resize",
+    "SampleRandom",
     "ToCategorical",
     "Transform",
     "TransformedSource",
     "as_transform",
-    "batch_generator",
-    "indices_generator",
+    "batch_random",
     "normalize",
+    "random_for",
     "resize",
+    "sample_random",
     "to_categorical",
 ]

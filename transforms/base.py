@@ -39,7 +39,7 @@ class Transform:
     __array_ufunc__ = None
     # Array transforms refuse a whole tuple/dict batch; Lambda accepts any structure.
     accepts_structures = False
-    # Random transforms get a generator per batch (NOTE [ Augmentation keys ] in
+    # Random transforms draw keyed random numbers (NOTE [ Augmentation keys ] in
     # transforms/randomness.py); pipelines and caches look this flag up.
     random = False
 
@@ -101,25 +101,27 @@ class Transform:
 
 
 class RandomTransform(Transform):
-    """A transform that draws its random numbers from a generator made for each batch.
+    """A transform that draws random numbers, the same for a sample wherever it is read.
 
-    A subclass implements ``call(self, x, rng)``, where ``rng`` is a
-    `numpy.random.Generator` built for this batch alone, and ``get_config()``. Draw
-    per-sample parameters in one vectorised call (``rng.random(len(x))``), not one
-    draw per sample. In a `pipeline.Pipeline` the generator is a pure function of
-    ``(seed, epoch, shard, batch index, rank among the chain's random transforms)``; behind
-    ``source | transform`` of the sample indices read (NOTE [ Augmentation keys ] in
-    ``transforms/randomness.py``). So batches do not depend on workers, threads,
-    processes or the order batches are computed in, and a resumed run repeats them.
+    A subclass implements ``call(self, x, rng)`` and ``get_config()``. ``rng`` offers
+    `numpy.random.Generator`'s ``random``, ``uniform``, ``integers`` and ``normal``; draw
+    per-sample parameters in one vectorised call whose first axis is the batch's
+    samples (``rng.random(len(x))``, ``rng.uniform(0, 1, (len(x), 2))``). In a
+    `Pipeline`, ``rng`` is a `SampleRandom`: sample ``s``'s values are a pure function of
+    ``(seed, epoch, s, rank among the chain's random transforms)`` (NOTE [ Augmentation
+    keys ] in ``transforms/randomness.py``), so a sample gets the same augmentation
+    whatever the batch size, shard count, worker count or resume point. A transform
+    that mixes samples of a batch (`MixUp`, `CutMix`) sets ``per_sample = False`` and
+    gets a `numpy.random.Generator` keyed by the batch's sample ids instead.
 
-    Called directly on a batch, it takes ``rng=`` (a `numpy.random.Generator`) or
-    ``seed=`` (an int); with neither, it draws from fresh OS entropy.
+    Called directly on a batch, it takes ``rng=`` (a `numpy.random.Generator` or a
+    `SampleRandom`) or ``seed=`` (an int); with neither, it draws from fresh OS entropy.
 
     Args:
         on: tuple index or dict key of the element to transform, as for `Transform`.
 
     Raises:
-        TypeError: if ``rng`` is not a `numpy.random.Generator`.
+        TypeError: if ``rng`` is not a `numpy.random.Generator` or `SampleRandom`.
         ValueError: if both ``rng`` and ``seed`` are given.
 
     Example:
@@ -136,6 +138,8 @@ class RandomTransform(Transform):
     """
 
     random = True
+    # False for transforms that mix the samples of a batch: they draw per batch.
+    per_sample = True
 
     def call(self, x: Any, rng: Any) -> Any:  # type: ignore[override]
         """Transforms one element of a batch with generator ``rng``; subclasses override it."""
@@ -177,19 +181,23 @@ def resolve_function(path: str) -> Callable:
 class Lambda(Transform):
     """Wraps any callable ``fn(batch_or_element) -> same`` as a transform.
 
-    With ``random=True`` it is a random transform: ``fn(x, rng)`` gets a
-    `numpy.random.Generator` made for each batch, exactly like
-    `RandomTransform.call`, and called directly it takes ``rng=`` or ``seed=``.
+    With ``random=True`` it is a random transform: ``fn(x, rng)`` gets per-sample
+    numbers exactly like `RandomTransform.call` (draws whose first axis is the batch's
+    samples: ``rng.random(len(x))``); with ``random="batch"`` a
+    `numpy.random.Generator` keyed by the batch's sample ids, for functions that mix
+    samples (``rng.permutation(len(x))``). Called directly it takes ``rng=`` or ``seed=``.
 
     Args:
         fn: the callable; gets the element chosen by ``on`` (whole batch if ``None``).
         on: tuple index or dict key, as for `Transform`.
         name: a name for summaries and plots (defaults to the function's name).
-        random: pass a per-batch generator as ``fn``'s second argument.
+        random: ``False``, ``True`` (per-sample numbers) or ``"batch"`` (a generator
+            per batch), passed as ``fn``'s second argument.
 
     Raises:
         TypeError: if ``fn`` is not callable, or ``rng``/``seed`` is passed to a
             non-random Lambda.
+        ValueError: if ``random`` is not ``False``, ``True`` or ``"batch"``.
 
     Example:
         >>> Lambda(lambda b: (b[0] + 1, b[1]))((1, 2))
@@ -215,7 +223,13 @@ class Lambda(Transform):
         super().__init__(on=on)
         self.fn = fn
         self.name = name or getattr(fn, "__name__", type(fn).__name__)
-        self.random = bool(random)
+        if not (random is False or random is True or random == "batch"):
+            raise ValueError(
+                f"random must be False, True (per-sample numbers) or 'batch' (a generator "
+                f"per batch). Received: random={random!r}"
+            )
+        self.random = random
+        self.per_sample = random is True
 
     def call(self, x: Any, rng: Any = None) -> Any:
         return self.fn(x, rng) if self.random else self.fn(x)
@@ -246,7 +260,7 @@ class Lambda(Transform):
         return cls(fn, **config)
 
     def __repr__(self) -> str:
-        random = ", random=True" if self.random else ""
+        random = f", random={self.random!r}" if self.random else ""
         return f"Lambda({self.name}, on={self.on!r}{random})"
 
 

@@ -15,6 +15,10 @@ from .resize_kernels import cast_result
 class _MixTransform(RandomTransform):
     """Shared by MixUp and CutMix: finds images and labels in the batch, mixes them."""
 
+    # Pairs samples of one batch: drawn per batch, keyed by its sample ids
+    # (NOTE [ Augmentation keys ] in transforms/randomness.py).
+    per_sample = False
+
     accepts_structures = True
 
     def __init__(self, alpha: float, on: Any) -> None:

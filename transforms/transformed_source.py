@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._core.indexing import check_index, check_indices
-from .randomness import indices_generator
+from .randomness import source_random
 
 
 class ArraySource:
@@ -45,17 +45,25 @@ class TransformedSource(ArraySource):
             raise TypeError(f"expected a callable transform. Received: {transform!r}")
         self.source = source
         self.transform = transform
+        # This transform's rank among the random transforms of ``source | t1 | t2 ...``:
+        # chained random transforms draw independent numbers.
+        self._position = getattr(source, "_random_depth", 0)
+        self._random_depth = self._position + bool(getattr(transform, "random", False))
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, key: Any) -> Any:
-        data = self.source[key]
         if not getattr(self.transform, "random", False):
-            return self.transform(data)
-        # A random transform is keyed by the sample ids read (NOTE [ Augmentation keys ]
-        # in transforms/randomness.py): the same read, the same augmentation.
-        return self.transform(data, rng=indices_generator(self._ids(key)))
+            return self.transform(self.source[key])
+        # A random transform draws per sample read (NOTE [ Augmentation keys ] in
+        # transforms/randomness.py): a sample's augmentation does not depend on the
+        # other samples read with it. A single sample is read as a batch of one.
+        ids = self._ids(key)
+        single = isinstance(key, int | np.integer)
+        data = self.source[ids if single else key]
+        out = self.transform(data, rng=source_random(self.transform, self._position, ids))
+        return out[0] if single else out
 
     def _ids(self, key: Any) -> np.ndarray:
         length = len(self.source)

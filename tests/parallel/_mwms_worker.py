@@ -1,4 +1,10 @@
-"""One worker of the two-process MultiWorkerMirroredStrategy test (TF_CONFIG in env)."""
+"""One worker of the two-process MultiWorkerMirroredStrategy tests (TF_CONFIG in env).
+
+``python -m tests.parallel._mwms_worker RESULT_JSON [seed-none | mismatch]``: with
+``seed-none`` every worker builds its pipeline with ``seed=None`` (each draws its own
+seed); with ``mismatch`` worker 1's pipeline has one sample fewer, and the result file
+holds the error ``fit`` raised.
+"""
 
 import json
 import os
@@ -18,14 +24,25 @@ def main() -> None:
 
     from ._recording import RecordingPipeline, make_data, make_model
 
-    x, y = make_data(103)  # 103 = 52 + 51: uneven shards, padded with weight-0 rows
-    seq = RecordingPipeline((x, y), batch_size=8, shuffle=True, seed=7)
+    mode = sys.argv[2] if len(sys.argv) > 2 else "seed 7"
+    worker = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+    n = 102 if mode == "mismatch" and worker == 1 else 103
+    x, y = make_data(n)  # 103: the last step has 7 rows, 4 + 3 and a weight-0 row
+    seed = None if mode == "seed-none" else 7
+    seq = RecordingPipeline((x, y), batch_size=8, shuffle=True, seed=seed)
     model = make_model(metrics=["mae"], weighted_metrics=["mse"])
     trainer = MultiGPUTrainer(model)
     steps = []
     count = keras.callbacks.LambdaCallback(
         on_train_batch_end=lambda batch, logs: steps.append(batch)
     )
+    if mode == "mismatch":
+        try:
+            trainer.fit(seq, epochs=2, verbose=0)
+        except ValueError as error:
+            with open(sys.argv[1], "w") as f:
+                json.dump({"error": str(error)}, f)
+        return
     history = trainer.fit(seq, epochs=2, verbose=0, callbacks=[count])
     # Each worker evaluates its own padded shard; the totals are summed across workers.
     w = np.random.default_rng(2).uniform(0.2, 2.0, 103).astype("float32")

@@ -97,6 +97,17 @@ def replica_checks(out):
     parallel.fit(x, y, batch_size=16, epochs=1, verbose=0)
     out["multi_gpu_trains_template"] = bool(np.abs(template.get_weights()[0] - before).max() > 0)
     out["missing_gpus_error"] = _error(lambda: multi_gpu_model(template, gpus=2))
+    relocated = multi_gpu_model(template, gpus=DEVICES[:2], cpu_relocation=True)
+    kernel = relocated.template.weights[0]
+    out["relocated"] = {
+        "device": kernel.value.device,
+        "is_a_copy": relocated.template is not template,
+        "same_weights": _max_diff(relocated.template.get_weights(), template.get_weights()),
+    }
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        MultiGPUTrainer(make_model(), cpu_relocation=True)
+    out["relocation_warning"] = [str(w.message) for w in caught]
 
     keras_model = make_model()
     seq = Pipeline((x, y), batch_size=16, shuffle=True, seed=3)
@@ -342,6 +353,120 @@ def callback_checks(out, tmp):
     }
 
 
+def continuation_checks(out):
+    """A second fit continues the optimizer; learning rates set by callbacks reach the
+    replicas under every policy; models with several outputs train as model.fit does."""
+    import keras
+    import tensorflow as tf
+
+    from seqpipe.parallel import MultiGPUTrainer
+    from seqpipe.pipeline import Pipeline
+
+    from ._recording import make_data, make_model
+
+    tf.config.experimental.enable_op_determinism()
+    x, y = make_data(103)
+
+    def adam_model():
+        model = make_model()
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+        return model
+
+    # Two fit(epochs=1) calls against one fit(epochs=2), and model.fit then fit.
+    out["second_fit_diff"] = {}
+    for n in (1, 2):
+        once, twice = adam_model(), adam_model()
+        seq = Pipeline((x, y), batch_size=16)
+        MultiGPUTrainer(once).fit(seq, devices=DEVICES[:n], epochs=2, verbose=0)
+        trainer = MultiGPUTrainer(twice)
+        trainer.fit(seq, devices=DEVICES[:n], epochs=1, verbose=0)
+        trainer.fit(seq, devices=DEVICES[:n], epochs=2, initial_epoch=1, verbose=0)
+        out["second_fit_diff"][str(n)] = _max_diff(once.get_weights(), twice.get_weights())
+    keras_twice, mixed = adam_model(), adam_model()
+    keras_twice.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    mixed.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    MultiGPUTrainer(mixed).fit(
+        Pipeline((x, y), batch_size=16), devices=DEVICES[:1], epochs=2, initial_epoch=1, verbose=0
+    )
+    out["after_model_fit_diff"] = _max_diff(keras_twice.get_weights(), mixed.get_weights())
+    out["iterations_after"] = int(mixed.optimizer.iterations.numpy())
+
+    # LearningRateScheduler: each epoch's rate, read from the replicas.
+    out["scheduled_rates"] = {}
+    for policy in ("float32", "mixed_float16"):
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            model = make_model()
+            trainer = MultiGPUTrainer(model)
+            seen = []
+
+            def read_rate(epoch, logs, trainer=trainer, seen=seen):
+                rate = trainer._replicas.optimizer.learning_rate.numpy()
+                seen.append(round(float(rate), 6))
+
+            read = keras.callbacks.LambdaCallback(on_epoch_end=read_rate)
+            schedule = keras.callbacks.LearningRateScheduler(lambda epoch: 0.1 / (epoch + 1))
+            trainer.fit(
+                Pipeline((x, y), batch_size=16),
+                devices=DEVICES[:2],
+                epochs=3,
+                callbacks=[schedule, read],
+                verbose=0,
+            )
+            out["scheduled_rates"][policy] = seen
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+
+    # Two outputs, as a dict and as a list: the trainer on 2 replicas against model.fit.
+    features = x[:, :4]
+    targets = {"reg": y, "cls": (features[:, 0] > 0).astype("int64")}
+    weights = np.random.default_rng(4).uniform(0.5, 2.0, 103).astype("float32")
+
+    def two_outputs(as_dict):
+        keras.utils.set_random_seed(3)
+        inputs = keras.Input((5,))
+        hidden = keras.layers.Dense(8, activation="relu")(inputs[:, :4])
+        reg = keras.layers.Dense(1, name="reg")(hidden)
+        cls = keras.layers.Dense(2, activation="softmax", name="cls")(hidden)
+        outputs = {"reg": reg, "cls": cls} if as_dict else [reg, cls]
+        model = keras.Model(inputs, outputs)
+        losses = {"reg": "mse", "cls": "sparse_categorical_crossentropy"}
+        metrics = {"cls": ["accuracy"], "reg": ["mae"]}
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.05),
+            loss=losses if as_dict else [losses["reg"], losses["cls"]],
+            loss_weights={"reg": 0.5, "cls": 2.0} if as_dict else [0.5, 2.0],
+            metrics=metrics if as_dict else [metrics["reg"], metrics["cls"]],
+        )
+        return model
+
+    out["two_outputs"] = {}
+    for as_dict in (True, False):
+        y_in = targets if as_dict else (targets["reg"], targets["cls"])
+        ours, keras_ref = two_outputs(as_dict), two_outputs(as_dict)
+        history = MultiGPUTrainer(ours).fit(
+            Pipeline((x, y_in, weights), batch_size=16), devices=DEVICES[:2], epochs=2, verbose=0
+        )
+        reference = keras_ref.fit(
+            x,
+            y_in if as_dict else list(y_in),
+            sample_weight=weights,
+            batch_size=16,
+            epochs=2,
+            shuffle=False,
+            verbose=0,
+        )
+        keys = sorted(k for k in reference.history)
+        out["two_outputs"]["dict" if as_dict else "list"] = {
+            "weight_diff": _max_diff(ours.get_weights(), keras_ref.get_weights()),
+            "keys": sorted(k for k in history.history if k != "input_wait"),
+            "keras_keys": keys,
+            "log_diff": max(
+                abs(history.history[k][e] - reference.history[k][e]) for k in keys for e in (0, 1)
+            ),
+        }
+
+
 def main() -> None:
     import tensorflow as tf
 
@@ -349,7 +474,7 @@ def main() -> None:
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 4)
     out: dict = {}
     timings = {}
-    for check in (replica_checks, metric_checks, mixed_precision_checks):
+    for check in (replica_checks, metric_checks, mixed_precision_checks, continuation_checks):
         start = time.perf_counter()
         check(out)
         timings[check.__name__] = round(time.perf_counter() - start, 1)

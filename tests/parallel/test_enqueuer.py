@@ -1,6 +1,7 @@
 import json
 import mmap
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -388,17 +389,51 @@ def test_resume_with_processes_and_a_mismatched_state():
         gen = first.get()
         head = [next(gen).tolist() for _ in range(9)]
         state = first.state()
-    assert state["epoch"] == 1 and state["next_index"] == 2
+    assert state["epoch"] == 1 and state["next_index"] == 2 and state["position"] == 6
     fresh = Pipeline(np.arange(20), batch_size=3, shuffle=True, seed=9)
     with OrderedEnqueuer(fresh, use_multiprocessing=True, initial_state=state) as second:
         second.start(workers=2)
         gen = second.get()
         tail = [next(gen).tolist() for _ in range(12)]
-    expected = [fresh.get_batch(i, e).tolist() for e in range(3) for i in range(7)]
+    reference = Pipeline(np.arange(20), batch_size=3, shuffle=True, seed=9)
+    expected = [reference.get_batch(i, e).tolist() for e in range(3) for i in range(7)]
     assert head + tail == expected
-    other = Pipeline(np.arange(21), batch_size=3, shuffle=True, seed=9)
-    with pytest.raises(ValueError, match="belongs to another sequence"):
-        OrderedEnqueuer(other, initial_state=state)
+
+
+@pytest.mark.parametrize(
+    "other, message",
+    [
+        (dict(n=21), "num_samples is 20 in the state and 21 here"),
+        (dict(seed=8), "seed is 9 in the state and 8 here"),
+        (dict(shuffle="batch"), "shuffle is True in the state and 'batch' here"),
+        (dict(seed=None), "build it with seed=9 to resume that run"),
+    ],
+)
+def test_a_state_of_another_pipeline_is_refused_naming_what_differs(other, message):
+    def make(n=20, seed=9, shuffle=True):
+        return Pipeline(np.arange(n), batch_size=3, shuffle=shuffle, seed=seed)
+
+    state = OrderedEnqueuer(make()).state()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        OrderedEnqueuer(make(**other), initial_state=state)
+
+
+def test_bad_states_are_refused_with_what_was_expected():
+    p = Pipeline(np.arange(20), batch_size=3, shuffle=True, seed=9)
+    state = OrderedEnqueuer(p).state()
+    with pytest.raises(ValueError, match=r"initial_state must be a dict returned by .*\[3, 4\]"):
+        OrderedEnqueuer(p, initial_state=[3, 4])
+    with pytest.raises(
+        ValueError, match=r"initial_state\['position'\] must be an integer in \[0, 20\]"
+    ):
+        OrderedEnqueuer(p, initial_state={**state, "position": 21})
+    with pytest.raises(ValueError, match=r"initial_state\['epoch'\] must be an integer >= 0"):
+        OrderedEnqueuer(p, initial_state={**state, "epoch": -1})
+    old = {"epoch": 0, "next_index": 1, "plan": "3f2a", "num_batches": 7}
+    with pytest.raises(ValueError, match="earlier version of seqpipe"):
+        OrderedEnqueuer(p, initial_state=old)
+    with pytest.raises(ValueError, match="shuffle must be True or False"):
+        OrderedEnqueuer(p, shuffle=1)
 
 
 def test_argument_errors():

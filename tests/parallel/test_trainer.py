@@ -14,6 +14,7 @@ from ._cluster import run_workers
 pytest.importorskip("tensorflow")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ROOT}
+JOB_MWMS = [sys.executable, "-m", "tests.parallel._mwms_worker"]
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,34 @@ def checks(tmp_path_factory):
 
 def _exactly_once(ids, n=103):
     return sorted(ids) == list(range(n))
+
+
+@pytest.mark.timeout(450)
+def test_a_second_fit_continues_the_optimizer_as_keras_does(checks):
+    # Adam's moments, its iteration count and the learning rate carry over: two
+    # fit(epochs=1) equal one fit(epochs=2), on 1 and 2 replicas, and model.fit then
+    # MultiGPUTrainer.fit equals model.fit(epochs=2) (op determinism on).
+    assert checks["second_fit_diff"]["1"] < 1e-6, checks["second_fit_diff"]
+    assert checks["second_fit_diff"]["2"] < 1e-5, checks["second_fit_diff"]
+    assert checks["after_model_fit_diff"] < 1e-5
+    assert checks["iterations_after"] == 2 * 7  # 103 samples in batches of 16
+
+
+@pytest.mark.timeout(450)
+def test_learning_rate_callbacks_reach_the_replicas_under_mixed_precision(checks):
+    expected = [round(0.1 / (e + 1), 6) for e in range(3)]
+    assert checks["scheduled_rates"] == {"float32": expected, "mixed_float16": expected}
+
+
+@pytest.mark.timeout(450)
+@pytest.mark.parametrize("structure", ["dict", "list"])
+def test_two_output_models_train_as_model_fit_does(checks, structure):
+    got = checks["two_outputs"][structure]
+    # The per-output losses and metrics Keras logs, with the same values.
+    assert got["keys"] == got["keras_keys"]
+    assert {"loss", "reg_loss", "cls_loss", "cls_accuracy", "reg_mae"} <= set(got["keys"])
+    assert got["log_diff"] < 1e-5, got
+    assert got["weight_diff"] < 1e-5, got
 
 
 @pytest.mark.timeout(450)
@@ -157,6 +186,12 @@ def test_multi_gpu_model_matches_the_template_and_trains_it(checks):
     assert checks["multi_gpu_trains_template"] is True
     assert "gpus=2" in checks["missing_gpus_error"]
     assert "only has 0 GPU(s)" in checks["missing_gpus_error"]
+    # cpu_relocation=True: the replicas share a copy of the template made on the CPU.
+    relocated = checks["relocated"]
+    assert relocated["device"].endswith("CPU:0") and relocated["is_a_copy"]
+    assert relocated["same_weights"] == 0.0
+    assert len(checks["relocation_warning"]) == 1
+    assert "cpu_relocation=True) has no effect" in checks["relocation_warning"][0]
 
 
 @pytest.mark.timeout(450)
@@ -170,13 +205,17 @@ def test_keras_and_tf_data_adapters(checks):
 
 
 @pytest.mark.timeout(180)
-def test_two_worker_processes_train_to_the_end_with_uneven_shards(tmp_path):
+@pytest.mark.parametrize("mode", ["seed 7", "seed-none"])
+def test_two_worker_processes_train_to_the_end_with_uneven_shards(tmp_path, mode):
+    # With seed=None each worker draws its own seed; the trainer gives every worker the
+    # chief's, so the shards are cut from one order (else samples repeat and go missing).
     outputs = [tmp_path / f"worker{index}.json" for index in range(2)]
     args = [
         sys.executable,
         "-m",
         "tests.parallel._mwms_worker",
         str(tmp_path / "worker{index}.json"),
+        mode,
     ]
     procs, errors = run_workers(args, ENV, ROOT, timeout=150)
     assert [p.returncode for p in procs] == [0, 0], "\n".join(e[-2000:] for e in errors)
@@ -193,3 +232,15 @@ def test_two_worker_processes_train_to_the_end_with_uneven_shards(tmp_path):
     # Metrics over both workers' padded shards equal one-device Keras evaluate.
     assert results[0]["metric_names"] == ["loss", "mae", "mse"]
     assert results[0]["metric_diff"] < 1e-6 and results[1]["metric_diff"] < 1e-6
+
+
+@pytest.mark.timeout(180)
+def test_workers_with_different_pipelines_raise_naming_the_field_instead_of_hanging(tmp_path):
+    args = [*JOB_MWMS, str(tmp_path / "worker{index}.json"), "mismatch"]
+    procs, errors = run_workers(args, ENV, ROOT, timeout=150)
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(e[-2000:] for e in errors)
+    for index in range(2):
+        error = json.loads((tmp_path / f"worker{index}.json").read_text())["error"]
+        assert "the workers disagree on the pipeline: num_samples (per worker: [103, 102])" in (
+            error
+        )

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -56,12 +58,49 @@ def test_shuffle_is_a_pure_function_of_seed_and_epoch():
     epoch0 = np.concatenate(list(p))
     assert sorted(epoch0.tolist()) == list(range(100))
     assert epoch0.tolist() != list(range(100))
-    p.on_epoch_end()
-    epoch1 = np.concatenate(list(p))
-    assert epoch1.tolist() != epoch0.tolist()
+    epoch1 = np.concatenate(list(p))  # each whole iteration is the next epoch
+    assert epoch1.tolist() != epoch0.tolist() and p.epoch == 2
     again = Pipeline(_ids(100), batch_size=10, shuffle=True, seed=7)
     assert np.concatenate(list(again)).tolist() == epoch0.tolist()
     assert np.concatenate([again.get_batch(i, 1) for i in range(10)]).tolist() == epoch1.tolist()
+
+
+def test_iterating_advances_the_epoch_only_after_a_whole_pass():
+    p = Pipeline(_ids(30), batch_size=10, shuffle=True, seed=1)
+    first = next(iter(p))
+    assert p.epoch == 0  # stopped early: still epoch 0
+    assert next(iter(p)).tolist() == first.tolist()
+    assert len(list(p)) == 3 and p.epoch == 1
+    assert next(iter(p)).tolist() != first.tolist()
+    p.set_epoch(0)
+    assert next(iter(p)).tolist() == first.tolist()
+
+
+@pytest.mark.parametrize("bad", [1, 1.0, 0, "yes", None, np.int64(1)])
+def test_shuffle_accepts_exactly_true_false_and_batch(bad):
+    expected = f"shuffle must be False, True or 'batch'. Received: shuffle={bad!r}"
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        Pipeline(_ids(10), batch_size=2, shuffle=bad)
+    assert Pipeline(_ids(10), batch_size=2, shuffle=np.True_).shuffle is True
+
+
+def add_noise(x, rng):
+    return x + rng.random(len(x))
+
+
+def test_seed_none_is_drawn_even_without_shuffling_and_recorded():
+    # Random transforms are random: two pipelines without a seed differ, and the config
+    # records the drawn seed, so loading it reproduces the run.
+    add = Lambda(add_noise, random=True)
+    a = Pipeline(np.zeros(8), batch_size=4) | add
+    b = Pipeline(np.zeros(8), batch_size=4) | add
+    assert a.seed != b.seed and a.seed_was_drawn
+    assert not np.array_equal(a[0], b[0])
+    config = a.get_config(external_sources=True)
+    assert config["seed"] == a.seed
+    again = Pipeline.from_config(config, sources={"0": np.zeros(8)})
+    assert not again.seed_was_drawn
+    np.testing.assert_array_equal(again[0], a[0])
 
 
 def test_seed_none_is_drawn_once_and_kept():
@@ -172,3 +211,18 @@ def test_set_epoch_validates():
     assert p.epoch == 3
     with pytest.raises(ValueError, match="epoch=-1"):
         p.set_epoch(-1)
+
+
+def test_nested_sources_give_nested_batches_and_round_trip_through_configs():
+    # The targets of a model with several outputs: (x, {"reg": ..., "cls": (a, b)}).
+    x = np.arange(6)
+    p = Pipeline((x, {"reg": x * 1.5, "cls": (x, x % 2)}), batch_size=4)
+    xb, yb = p[1]
+    assert xb.tolist() == [4, 5] and yb["reg"].tolist() == [6.0, 7.5]
+    assert [a.tolist() for a in yb["cls"]] == [[4, 5], [0, 1]]
+    config = p.get_config(external_sources=True)
+    names = {"0": x, "1.reg": x * 1.5, "1.cls.0": x, "1.cls.1": x % 2}
+    again = Pipeline.from_config(config, sources=names)
+    assert again[1][1]["cls"][1].tolist() == [0, 1]
+    with pytest.raises(ValueError, match=r"of one length. Received lengths \{'a': 6, 'b': 5\}"):
+        Pipeline((x, {"a": x, "b": x[:5]}), batch_size=2)

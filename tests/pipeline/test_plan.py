@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from seqpipe.parallel import OrderedEnqueuer
@@ -107,25 +107,62 @@ def test_batch_shuffle_changes_with_epoch_and_seed():
     assert e0 != _batch_starts(EpochPlan(1000, 10, shuffle="batch", seed=4), 0)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(plans, st.integers(0, 50))
-def test_shards_read_the_epoch_order_in_order(args, epoch):
-    # The exact semantics of NOTE [ Sharding and padding ]: shard k's real rows are the
-    # k-th contiguous range of the epoch order, delivered in order; padding repeats the
-    # shard's last real id (the epoch's first id for a shard without real rows).
+def test_shards_consume_the_epoch_order_as_a_prefix(args, epoch):
+    # The exact semantics of NOTE [ Sharding and padding ]: step g's real rows, shard
+    # after shard, are the next positions of the epoch order, so after any number of
+    # steps all shards together delivered a prefix; padding repeats the step's first id.
     n, b, shuffle, seed, drop, k = args
-    if (drop and n < b * k) or shuffle == "batch":
+    if drop and n < b * k:
         return
     plan = EpochPlan(n, b, shuffle, seed, drop, num_shards=k)
     order = np.asarray(plan.epoch_order(epoch))
+    shards = _all_shards(n, b, shuffle, seed, drop, k, epoch)
     delivered = []
-    for batches in _all_shards(n, b, shuffle, seed, drop, k, epoch):
-        ids = np.concatenate([spec.indices for spec in batches])
-        weights = np.ones(len(ids)) if k == 1 else np.concatenate([s.weights for s in batches])
-        real = ids[weights == 1]
-        delivered.extend(real.tolist())
-        assert (ids[weights == 0] == (real[-1] if len(real) else order[0])).all()
-    assert delivered == order[: plan.num_kept].tolist()
+    for step in range(plan.num_batches):
+        lo = step * b * k
+        for batches in shards:
+            spec = batches[step]
+            weights = np.ones(len(spec.indices)) if k == 1 else spec.weights
+            real = spec.indices[weights == 1]
+            delivered.extend(real.tolist())
+            assert (spec.indices[weights == 0] == order[lo]).all()
+            assert len(spec.indices) == plan.batch_rows(step)
+        assert delivered == order[: plan.position_after(step + 1)].tolist()
+    assert len(delivered) == plan.num_kept
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    plans,
+    st.integers(0, 20),
+    st.integers(1, 40),
+    st.integers(1, 8),
+    st.integers(0, 10**6),
+)
+def test_any_prefix_resumes_exactly_on_another_topology(args, epoch, b2, k2, cut):
+    # Stopped after some steps on (b, k), the rest of the epoch on (b2, k2) delivers
+    # exactly the positions [P, end) of the same order: every sample once.
+    n, b, shuffle, seed, drop, k = args
+    # A drop_remainder plan needs one whole step: the constructor refuses others.
+    assume(not drop or n >= max(b * k, b2 * k2))
+    first = EpochPlan(n, b, shuffle, seed, drop, num_shards=k)
+    steps = cut % (first.num_batches + 1)
+    position = first.position_after(steps)
+    block = b if shuffle == "batch" else None
+    order = np.asarray(first.epoch_order(epoch))
+    again = EpochPlan(n, b2, shuffle, seed, drop, num_shards=k2)
+    rest = []
+    for index in range(again.num_steps(position)):
+        for shard in range(k2):
+            plan = EpochPlan(n, b2, shuffle, seed, drop, num_shards=k2, shard_index=shard)
+            spec = plan.batch(index, epoch, position, block)
+            weights = np.ones(len(spec.indices)) if k2 == 1 else spec.weights
+            rest.extend(spec.indices[weights == 1].tolist())
+    assert rest == order[position : again.end(position)].tolist()
+    if not drop:
+        assert again.end(position) == n  # nothing skipped: the whole epoch, once
 
 
 @pytest.mark.parametrize("shuffle", [True, "batch"])
@@ -135,19 +172,18 @@ def test_huge_sharded_plans_stay_exact(n, shuffle):
     shards = [EpochPlan(n, b, shuffle, 5, num_shards=k, shard_index=i) for i in range(k)]
     plan = shards[0]
     assert len({s.num_batches for s in shards}) == 1
-    assert plan.num_batches == ((n + k - 1) // k + b - 1) // b
+    assert plan.num_batches == -(-n // (b * k))
     order = plan.epoch_order(3)
     seen = set()
     for shard in shards:
-        start, end = shard.shard_range()
         for index in (0, shard.num_batches - 1):
             spec = shard.batch(index, 3)
             real = spec.indices[spec.weights == 1]
             assert ((real >= 0) & (real < n)).all()
             seen.update(real.tolist())
-            if shuffle is True:
-                lo = start + index * b
-                np.testing.assert_array_equal(real, order[lo : min(lo + b, end)])
+            rows = shard.batch_rows(index)
+            lo = min(index * b * k + shard.shard_index * rows, n)
+            np.testing.assert_array_equal(real, order[lo : min(lo + rows, n)])
     # Ids of different shards and batches never collide.
     assert len(seen) == sum(
         int((s.batch(i, 3).weights == 1).sum()) for s in shards for i in (0, s.num_batches - 1)
@@ -234,14 +270,26 @@ def test_batch_shuffle_keeps_batches_contiguous():
 def test_padding_weights_and_example():
     plan = EpochPlan(5, 2, num_shards=2, shard_index=1)
     assert plan.num_batches == 2
-    # Shard 0 owns samples 0-2, shard 1 owns 3-4 plus one weight-0 row.
-    assert plan.batch(0, 0).indices.tolist() == [3, 4]
+    # Step 0: shard 0 takes samples 0-1, shard 1 takes 2-3; step 1: one sample left,
+    # sample 4 for shard 0, a weight-0 row for shard 1.
+    assert plan.batch(0, 0).indices.tolist() == [2, 3]
     last = plan.batch(1, 0)
     assert last.indices.tolist() == [4]
     assert last.weights.tolist() == [0.0]
     first_shard = EpochPlan(5, 2, num_shards=2, shard_index=0)
-    assert first_shard.batch(1, 0).indices.tolist() == [2]
+    assert first_shard.batch(1, 0).indices.tolist() == [4]
     assert first_shard.batch(1, 0).weights.tolist() == [1.0]
+
+
+def test_batch_shuffle_resumes_with_the_block_size_it_began_with():
+    # Stopped after one step of 4-sample blocks, resumed with batches of 3: the rest of
+    # the order is still the 4-block order, read in runs; later epochs use 3-blocks.
+    plan4, plan3 = EpochPlan(20, 4, "batch", 6), EpochPlan(20, 3, "batch", 6)
+    order = np.asarray(plan4.epoch_order(0))
+    position = plan4.position_after(1)
+    rest = [plan3.batch(i, 0, position, block=4).indices for i in range(plan3.num_steps(4))]
+    assert np.concatenate(rest).tolist() == order[4:].tolist()
+    assert all(np.diff(plan3.batch(i, 1).indices).tolist() == [1, 1] for i in range(6))
 
 
 @pytest.mark.parametrize(

@@ -24,8 +24,8 @@ from seqpipe.transforms import (
     RandomTranslation,
     RandomZoom,
     ToCategorical,
-    batch_generator,
-    indices_generator,
+    batch_random,
+    sample_random,
 )
 
 
@@ -72,24 +72,69 @@ def _assert_same_batches(a, b):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    key=st.tuples(*[st.integers(0, 2**40)] * 4, st.integers(0, 7), st.integers(1, 8)),
-    field=st.integers(0, 5),
+    key=st.tuples(*[st.integers(0, 2**40)] * 3, st.integers(0, 2**40)),
+    field=st.integers(0, 3),
     bump=st.integers(1, 2**20),
 )
-def test_batch_generator_is_a_pure_function_of_every_field(key, field, bump):
-    seed, epoch, batch, position, shard, num_shards = key
-    first = batch_generator(seed, epoch, batch, position, shard, num_shards).random(4)
-    again = batch_generator(seed, epoch, batch, position, shard, num_shards).random(4)
+def test_sample_random_is_a_pure_function_of_every_field(key, field, bump):
+    seed, epoch, position, sample = key
+    first = sample_random(seed, epoch, position, [sample]).random((1, 4))
+    again = sample_random(seed, epoch, position, [sample]).random((1, 4))
     assert first.tobytes() == again.tobytes()
     changed = list(key)
     changed[field] += bump
-    other = batch_generator(*changed).random(4)
+    other = sample_random(*changed[:3], [changed[3]]).random((1, 4))
     assert not np.array_equal(first, other)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ids=st.lists(st.integers(0, 2**50), min_size=1, max_size=20, unique=True),
+    pick=st.data(),
+)
+def test_a_sample_draws_the_same_whatever_batch_it_is_in(ids, pick):
+    # Row i of every draw depends on sample ids[i] alone, call after call.
+    subset = pick.draw(st.lists(st.sampled_from(ids), min_size=1, unique=True))
+    whole, part = sample_random(3, 1, 0, ids), sample_random(3, 1, 0, subset)
+    rows = [ids.index(i) for i in subset]
+    for draw in ("random", "normal"):
+        a = getattr(whole, draw)(size=(len(ids), 3))
+        b = getattr(part, draw)(size=(len(subset), 3))
+        np.testing.assert_array_equal(a[rows], b)
+    a = whole.integers(0, np.arange(1, len(ids) + 1) * 7, len(ids))
+    b = part.integers(0, (np.array(rows) + 1) * 7, len(subset))
+    np.testing.assert_array_equal(a[rows], b)
+
+
+def test_sample_random_matches_numpy_distributions():
+    rng = sample_random(0, 0, 0, np.arange(200_000))
+    u = rng.uniform(-1.0, 3.0, 200_000)
+    assert u.min() >= -1.0 and u.max() < 3.0 and abs(u.mean() - 1.0) < 0.01
+    z = rng.normal(2.0, 0.5, (200_000, 2))
+    assert abs(z.mean() - 2.0) < 0.005 and abs(z.std() - 0.5) < 0.005
+    counts = np.bincount(rng.integers(0, 5, 200_000), minlength=5)
+    assert counts.min() > 0.19 * 200_000 and counts.max() < 0.21 * 200_000
+    # Neighbouring samples' streams are uncorrelated.
+    v = rng.random(200_000)
+    assert abs(np.corrcoef(v[:-1], v[1:])[0, 1]) < 0.01
+
+
+def test_per_sample_draws_need_the_sample_axis_first():
+    rng = sample_random(0, 0, 0, [4, 5, 6])
+    with pytest.raises(TypeError, match="first axis is the batch's 3 samples"):
+        rng.random()
+    with pytest.raises(TypeError, match=r"size=\(2, 3\)"):
+        rng.uniform(0, 1, (2, 3))
+    with pytest.raises(ValueError, match="high > low"):
+        rng.integers(5, 5, 3)
+    assert rng.random((3, 2, 2)).shape == (3, 2, 2)
 
 
 def test_generators_reject_bad_keys_and_rngs():
     with pytest.raises(ValueError, match="epoch=-1"):
-        batch_generator(0, -1, 0, 0)
+        sample_random(0, -1, 0, [1])
+    with pytest.raises(ValueError, match="seed=-2"):
+        batch_random(-2, 0, 0, [1])
     with pytest.raises(TypeError, match="rng=42 of type int"):
         RandomFlip()(np.zeros((1, 2, 2, 3)), rng=42)
     with pytest.raises(TypeError, match="RandomState"):
@@ -112,7 +157,7 @@ def test_direct_calls_take_rng_or_seed():
 # -- in a pipeline ------------------------------------------------------------------
 
 
-def test_epochs_seeds_shards_and_positions_draw_different_numbers():
+def test_epochs_seeds_and_positions_draw_different_numbers():
     data = np.zeros(16)
     seq = Pipeline(data, batch_size=4, seed=7) | DRAWS | DRAWS
     first = seq.get_batch(1, epoch=0)
@@ -123,16 +168,67 @@ def test_epochs_seeds_shards_and_positions_draw_different_numbers():
     assert first.tobytes() != reseeded.get_batch(1, epoch=0).tobytes()
     one = Pipeline(data, batch_size=4, seed=7) | DRAWS
     assert first.tobytes() != one.get_batch(1, epoch=0).tobytes()  # position 1, not 0
-    shards = [(Pipeline(data, batch_size=4, seed=7) | DRAWS).shard(2, k) for k in range(2)]
-    assert shards[0][0][0].tobytes() != shards[1][0][0].tobytes()
-    assert shards[0][0][0].tobytes() != one[0].tobytes()  # 2 shards key differently from 1
 
 
-def test_a_real_augmentation_differs_across_shards_of_identical_images():
+def _by_sample(seq, epoch):
+    """{sample id: augmented bytes} over one epoch of a (possibly sharded) pipeline whose
+    source holds each sample's id in its first column."""
+    out = {}
+    for i in range(seq.plan.num_batches):
+        batch = seq.get_batch(i, epoch)
+        x, w = (batch if isinstance(batch, tuple) else (batch, np.ones(len(batch))))[:2]
+        for row, weight in zip(x, w, strict=True):
+            if weight > 0:
+                out[int(row[0])] = row.tobytes()
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    batch_size=st.integers(1, 9),
+    shards=st.integers(1, 4),
+    shuffle=st.sampled_from([False, True, "batch"]),
+    epoch=st.integers(0, 3),
+)
+def test_a_sample_gets_the_same_augmentation_whatever_the_topology(
+    n, batch_size, shards, shuffle, epoch
+):
+    # Column 0 holds the id; the rest is what the augmentations change.
+    x = np.concatenate([np.arange(n)[:, None], np.zeros((n, 3))], axis=1)
+    jitter = Lambda(
+        lambda x, rng: x + np.c_[np.zeros(len(x)), rng.normal(size=(len(x), 3))], random=True
+    )
+    noise = Lambda(lambda x, rng: x + np.c_[np.zeros(len(x)), rng.random((len(x), 3))], random=True)
+    reference = _by_sample(Pipeline(x, batch_size=1, seed=9) | jitter | noise, epoch)
+    base = Pipeline(x, batch_size=batch_size, shuffle=shuffle, seed=9) | jitter | noise
+    got = {}
+    for k in range(shards):
+        got.update(_by_sample(base.shard(shards, k) if shards > 1 else base, epoch))
+    assert got == reference
+
+
+def test_a_real_augmentation_differs_across_samples_of_identical_images():
     x = np.full((8, 6, 6, 3), 100, np.uint8)
-    seq = Pipeline(x, batch_size=4, seed=1) | RandomBrightness(0.5)
-    a, b = (seq.shard(2, k)[0][0] for k in range(2))
+    a, b = (Pipeline(x, batch_size=4, seed=1) | RandomBrightness(0.5))[0][:2]
     assert a.shape == b.shape and not np.array_equal(a, b)
+
+
+def test_mix_transforms_are_keyed_by_the_batchs_sample_ids():
+    x = np.random.default_rng(0).random((8, 4, 4, 3)).astype(np.float32)
+    y = np.eye(4, dtype=np.float32)[np.arange(8) % 4]
+    assert MixUp.per_sample is False and CutMix.per_sample is False
+    assert RandomFlip.per_sample is True
+    for mix in (MixUp(), CutMix()):
+        seq = Pipeline((x, y), batch_size=4, seed=2) | mix
+        resumed = Pipeline((x, y), batch_size=4, seed=2) | mix
+        resumed.set_epoch(0, start=4)  # its step 0 is samples 4..7, seq's step 1
+        _assert_same_batches([seq[1]], [resumed[0]])
+        other = Pipeline((x, y), batch_size=4, seed=3) | mix
+        assert seq[1][1].tobytes() != other[1][1].tobytes()
+    a = batch_random(2, 0, 0, [0, 1, 2, 3]).random(3)
+    assert a.tobytes() == batch_random(2, 0, 0, np.arange(4)).random(3).tobytes()
+    assert a.tobytes() != batch_random(2, 0, 0, [1, 0, 2, 3]).random(3).tobytes()
 
 
 def test_deterministic_stages_do_not_move_the_random_ones():
@@ -165,16 +261,28 @@ def test_labels_are_untouched_by_photometric_augmentation():
     assert np.concatenate([b[1] for b in seq]).tolist() == y.tolist()
 
 
-def test_transformed_source_keys_by_the_indices_read():
+def test_transformed_source_draws_per_sample_read():
     x = np.random.default_rng(0).random((10, 6, 6, 3)).astype(np.float32)
     src = TransformedSource(x, RandomRotation(0.5))
     assert src[2:5].tobytes() == src[[2, 3, 4]].tobytes() == src[np.array([2, 3, 4])].tobytes()
-    assert src[2:5].tobytes() != src[[4, 3, 2]][::-1].tobytes()
+    # Sample 3 is rotated the same however it is read: alone, in a slice, reversed.
+    np.testing.assert_array_equal(src[3], src[2:5][1])
+    np.testing.assert_array_equal(src[[4, 3, 2]][::-1], src[2:5])
     assert src[-1:].tobytes() == src[[9]].tobytes()
     assert (x | RandomFlip())[[1, 2]].shape == (2, 6, 6, 3)
-    a = indices_generator([1, 2]).random()
-    assert a == indices_generator(np.array([1, 2], np.int32)).random()
-    assert a != batch_generator(0, 0, 0, 0).random()
+
+
+def test_chained_random_sources_draw_independent_numbers():
+    zeros = np.zeros((200, 1))
+    add = Lambda(lambda x, rng: x + rng.random((len(x), 1)), random=True)
+    once = (zeros | add)[:]
+    twice = (zeros | add | add)[:]
+    # t2 drew other numbers than t1: twice is not 2 * once.
+    assert not np.allclose(twice, 2 * once)
+    np.testing.assert_array_equal((zeros | add | add)[5:9], twice[5:9])
+    # A source-level augmentation is keyed apart from a pipeline's at seed 0, epoch 0.
+    seq = Pipeline(zeros, batch_size=200, seed=0) | add
+    assert not np.allclose(seq[0], once)
 
 
 # -- the built-ins ------------------------------------------------------------------
