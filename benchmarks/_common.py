@@ -1,9 +1,19 @@
-"""Helpers shared by the benchmarks: timing, medians, markdown tables."""
+"""Helpers shared by the benchmarks: timing, medians, markdown tables, target lines."""
 
 from __future__ import annotations
 
+import math
+import operator
 import time
 from collections.abc import Callable, Sequence
+
+_COMPARISONS = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+}
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -18,3 +28,37 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def verdict(value: float, comparison: str, bound: float) -> str:
+    """Labels a measured value against its target ``value <comparison> bound``.
+
+    Returns ``"met"`` or ``"not met"``, or ``"not measured"`` when ``value`` is NaN (a
+    cell that did not run).
+
+    Example:
+        >>> verdict(0.95, ">=", 1.2), verdict(21.4, ">=", 15), verdict(float("nan"), "<", 1)
+        ('not met', 'met', 'not measured')
+    """
+    if math.isnan(value):
+        return "not measured"
+    return "met" if _COMPARISONS[comparison](value, bound) else "not met"
+
+
+def target_line(
+    name: str, value: float, comparison: str, bound: float, unit: str = "x", digits: int = 2
+) -> str:
+    """One target as every benchmark prints it: the value, the target and its verdict.
+
+    Example:
+        >>> target_line("hdf5: seqpipe vs raw h5py", 0.951, ">=", 1.2)
+        'hdf5: seqpipe vs raw h5py: 0.95x (target >= 1.2x): not met'
+        >>> target_line("first batch", 1.78, "<=", 5, unit=" ms")
+        'first batch: 1.78 ms (target <= 5 ms): met'
+        >>> target_line("tiny: seqpipe vs PyTorch", float("nan"), ">=", 15)
+        'tiny: seqpipe vs PyTorch: - (target >= 15x): not measured'
+    """
+    shown = "-" if math.isnan(value) else f"{value:.{digits}f}{unit}"
+    return (
+        f"{name}: {shown} (target {comparison} {bound}{unit}): {verdict(value, comparison, bound)}"
+    )

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
-from _common import markdown_table, timed  # noqa: E402
+from _common import markdown_table, target_line, timed  # noqa: E402
 
 BATCH, SIDE, OUT = 64, 256, 224
 
@@ -113,9 +113,7 @@ def main() -> None:
     rows = [[name, f"{value:.1f}", f"{value / keras_ms:.2f}x"] for name, value in ms.items()]
     print(markdown_table(["augmentation", "ms/batch", "vs keras layers"], rows))
     ours = ms["seqpipe RandomResizedCrop + RandomFlip"] / keras_ms
-    verdict = "met" if ours <= 1.0 else "NOT met"
-    target = "seqpipe RandomResizedCrop + RandomFlip <= 1.0x keras layers"
-    print(f"target: {target}: {ours:.2f}x, {verdict}")
+    print(target_line("seqpipe RandomResizedCrop + RandomFlip vs keras layers", ours, "<=", 1.0))
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@ Per run it measures the time from SIGINT to the ``KeyboardInterrupt`` in the con
 and to the consumer's exit; a consumer still alive 30 s after SIGINT is a hang (it is
 then killed). Then it checks that the workers are gone and that no shared-memory
 segment of the consumer is left (waiting up to 5 s for both). Prints one line per run
-with ``-v`` and a summary table; exits 1 on any hang or leftover. ``--budget`` stops
-early (after the current run) and the summary says how many runs were done.
+with ``-v``, a summary table with a total row over all runs, and the targets (no hang,
+no process or segment left, no other error) labelled met or not met; exits 1 when one
+is not met. ``--budget`` stops early (after the current run) and the first line says
+how many runs were done.
 """
 
 from __future__ import annotations
@@ -191,7 +193,19 @@ def _burners(count: int) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
 
 
+def _failures(runs: list[dict]) -> dict[str, int]:
+    """What must never happen, counted over ``runs``: each count's target is 0."""
+    return {
+        "hangs": sum(r["hang"] for r in runs),
+        "runs with processes left": sum(bool(r["processes_left"]) for r in runs),
+        "runs with /dev/shm left": sum(bool(r["segments_left"]) for r in runs),
+        "other errors": sum("error" in r for r in runs),
+    }
+
+
 def _summary(name: str, runs: list[dict]) -> list[str]:
+    """One row of the summary table over ``runs``."""
+    failures = _failures(runs)
     exits = [r["exit_s"] for r in runs if "exit_s" in r]
     acted = [r["interrupt_s"] for r in runs if r.get("interrupt_s") is not None]
     cleans = [r["clean_s"] for r in runs if "clean_s" in r]
@@ -206,14 +220,14 @@ def _summary(name: str, runs: list[dict]) -> list[str]:
     return [
         name,
         str(len(runs)),
-        str(sum(r["hang"] for r in runs)),
+        str(failures["hangs"]),
         f"{len(acted)}/{len(runs)}",
         f"{median(acted)} / {worst(acted)}",
         f"{median(exits)} / {worst(exits)}",
         f"{median(cleans)} / {worst(cleans)}",
-        str(sum(bool(r["processes_left"]) for r in runs)),
-        str(sum(bool(r["segments_left"]) for r in runs)),
-        str(sum("error" in r for r in runs)),
+        str(failures["runs with processes left"]),
+        str(failures["runs with /dev/shm left"]),
+        str(failures["other errors"]),
         " ".join(str(c) for c in codes),
     ]
 
@@ -230,7 +244,7 @@ def main() -> int:
     args = parser.parse_args()
 
     sys.path.insert(0, HERE)
-    from _common import markdown_table
+    from _common import markdown_table, target_line
 
     rng = random.Random(args.seed)
     imports = {
@@ -273,6 +287,8 @@ def main() -> int:
         for (kind, during), r in results.items()
         if r
     ]
+    every = [r for runs in results.values() for r in runs]
+    rows.append(_summary("total", every))
     print(
         markdown_table(
             [
@@ -291,12 +307,9 @@ def main() -> int:
             rows,
         )
     )
-    failed = any(
-        r["hang"] or r["processes_left"] or r["segments_left"] or "error" in r
-        for runs in results.values()
-        for r in runs
-    )
-    return 1 if failed else 0
+    targets = [target_line(name, n, "==", 0, "", 0) for name, n in _failures(every).items()]
+    print("\n".join(targets))
+    return 0 if all(line.endswith(": met") for line in targets) else 1
 
 
 if __name__ == "__main__":

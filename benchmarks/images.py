@@ -39,7 +39,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import markdown_table  # noqa: E402
+from _common import markdown_table, target_line  # noqa: E402
 
 SIZE = (224, 224)
 BATCH = 64
@@ -380,8 +380,7 @@ def main() -> None:
         if torch:
             checks.append(("steady vs PyTorch", rate(ours[1], True) / rate(torch[1], True), 2.0))
         for what, ratio, target in checks:
-            verdict = "met" if ratio >= target else "NOT met"
-            print(f"seqpipe {what}: {ratio:.2f}x (target >= {target:.1f}x): {verdict}")
+            print(target_line(f"seqpipe {what}", ratio, ">=", target))
     print("\nCPU ms per image, serial, least of 3 passes over 100 files:")
     print(
         markdown_table(

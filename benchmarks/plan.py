@@ -32,7 +32,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
-from _common import markdown_table  # noqa: E402
+from _common import markdown_table, target_line  # noqa: E402
 
 BATCH = 256
 EPOCHS = 20
@@ -167,19 +167,24 @@ def main() -> None:
     growth = results[-1][1]["rss_mb"] - results[0][1]["rss_mb"]
     print()
     print(
-        f"first batch of an epoch, worst of the medians, CPU maxima and first calls: "
-        f"{worst:.2f} ms; "
-        f"target <= {FIRST_BATCH_TARGET_MS} ms: {_verdict(worst <= FIRST_BATCH_TARGET_MS)}"
+        target_line(
+            "first batch of an epoch, worst of the medians, CPU maxima and first calls",
+            worst,
+            "<=",
+            FIRST_BATCH_TARGET_MS,
+            unit=" ms",
+        )
     )
     print(
-        f"peak RSS at {results[-1][0]:.0e} samples minus at {results[0][0]:.0e}: "
-        f"{growth:+.1f} MB; target within {RSS_TARGET_MB} MB: "
-        f"{_verdict(abs(growth) <= RSS_TARGET_MB)}"
+        target_line(
+            f"|peak RSS at {results[-1][0]:.0e} samples - at {results[0][0]:.0e}|",
+            abs(growth),
+            "<=",
+            RSS_TARGET_MB,
+            unit=" MB",
+            digits=1,
+        )
     )
-
-
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met"
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ through ``OrderedEnqueuer(use_multiprocessing=True)`` with 4 workers, while:
 Checks: every epoch delivers each batch exactly once, in order, with the right bytes;
 tree RSS (this process and its children) after epoch 20 is within +10 % of epoch 2;
 no shared-memory segment is left; no worker process outlives the run. Prints one
-summary line; exits 1 if a check fails.
+summary line, then each of these targets labelled met or not met; exits 1 if a check
+fails.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from _common import target_line  # noqa: E402
 
 from seqpipe.parallel import OrderedEnqueuer  # noqa: E402
 from seqpipe.parallel.shm import leftover_segments  # noqa: E402
@@ -203,15 +206,14 @@ def main() -> int:
     rss, seconds = soak.run()
     segments, orphans = soak.check_cleanup()
     growth = rss[-1] / rss[1] - 1 if len(rss) > 1 else 0.0
-    failures = list(soak.failures)
-    if soak.corrupt:
-        failures.append(f"{soak.corrupt} batches with wrong bytes")
-    if growth > 0.10:
-        failures.append(f"tree RSS grew {growth:+.1%} from epoch 2 to {len(rss)}")
-    if segments:
-        failures.append(f"{len(segments)} shared-memory segments left: {segments[:3]}")
-    if orphans:
-        failures.append(f"worker processes left: {orphans}")
+    targets = [
+        target_line("epochs exactly once, in order", soak.good_epochs, "==", args.epochs, "", 0),
+        target_line(f"tree RSS, epoch {len(rss)} vs 2", 100 * growth, "<=", 10, " %", 1),
+        target_line("batches with wrong bytes", soak.corrupt, "==", 0, "", 0),
+        target_line("shared-memory segments left", len(segments), "==", 0, "", 0),
+        target_line("worker processes left", len(orphans), "==", 0, "", 0),
+    ]
+    failures = soak.failures + [line for line in targets if not line.endswith(": met")]
     verdict = "PASS" if not failures else "FAIL: " + "; ".join(failures)
     print(
         f"soak {verdict} | {args.epochs} epochs x {args.batches} batches of 1 MB, "
@@ -223,6 +225,7 @@ def main() -> int:
         f"{len(rss)}: {rss[1] / 1e6:.0f} / {rss[-1] / 1e6:.0f} MB ({growth:+.1%}) | "
         f"{len(segments)} shm segments and {len(orphans)} workers left"
     )
+    print("\n".join(targets))
     return 0 if not failures else 1
 
 

@@ -11,7 +11,7 @@ from ._image import check_choice, check_images, check_size, is_number
 from .base import RandomTransform
 from .resize_kernels import resize_image
 
-# Pillow spline orders by Keras' interpolation names.
+# `resize_image`'s interpolation orders (OpenCV nearest, bilinear, bicubic) by Keras' names.
 INTERPOLATIONS = {"nearest": 0, "bilinear": 1, "bicubic": 3}
 # Tries per image to find a box inside the image before the central fallback.
 _ATTEMPTS = 10
@@ -95,10 +95,10 @@ class RandomResizedCrop(RandomTransform):
     (width / height) log-uniform in ``ratio``; the first box that fits is placed
     uniformly at random. When none fits, the central crop with the aspect ratio
     clamped to ``ratio`` is used (as ``torchvision.transforms.RandomResizedCrop``
-    does). The box is then resized by Pillow, anti-aliased when shrinking (uint8 in
-    uint8, other dtypes in float32; see NOTE [ Pillow resampling quality ] in
-    ``transforms/resize_kernels.py``). Output: ``(n, height, width[, c])`` of the
-    input's dtype.
+    does). The box is then resized by OpenCV (``resize_image``), with a Gaussian blur
+    first when shrinking, as scikit-image anti-aliases, in the image's own dtype (uint8
+    stays uint8; see NOTE [ Resize quality ] in ``transforms/resize_kernels.py``).
+    Output: ``(n, height, width[, c])`` of the input's dtype.
 
     Args:
         height: output height.

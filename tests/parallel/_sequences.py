@@ -87,3 +87,15 @@ class Hangs(Ids):
                     pass
                 time.sleep(self.seconds)
         return super().__getitem__(index)
+
+
+class OpenCVThreads(Sequence):
+    """Batch i is ``[cv2.getNumThreads()]`` as seqpipe's OpenCV import sets it up."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        from seqpipe._core.opencv import opencv
+
+        return np.array([opencv().getNumThreads()])

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from seqpipe.parallel import BatchTimeout, OrderedEnqueuer, RemoteTraceback, WorkerCrashed, failures
@@ -18,7 +18,7 @@ from seqpipe.parallel.direct import plan_direct_read
 from seqpipe.parallel.shm import SHM_DIR_ENV, leftover_segments
 from seqpipe.pipeline import Pipeline
 
-from ._sequences import Failing, Hangs, Ids, Killing, RaisesUnpicklable
+from ._sequences import Failing, Hangs, Ids, Killing, OpenCVThreads, RaisesUnpicklable
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -117,6 +117,23 @@ def test_queue_bounds_the_batches_computed_ahead(tmp_path):
             assert len(os.listdir(tmp_path)) <= consumed + 3
 
 
+def _memory_of(array):
+    """The object that owns ``array``'s memory, through views and memoryviews."""
+    base = array
+    while isinstance(base, np.ndarray | memoryview):
+        base = base.base if isinstance(base, np.ndarray) else base.obj
+    return base
+
+
+def test_arrays_of_64_kib_and_more_cross_through_shared_memory():
+    for nbytes, in_shm in [(64 * 1024, True), (64 * 1024 - 1, False)]:
+        with OrderedEnqueuer(Ids(3, nbytes=nbytes), use_multiprocessing=True) as enqueuer:
+            enqueuer.start(workers=2)
+            for index, (_, payload) in enumerate(enqueuer.iter_epoch()):
+                assert payload.nbytes == nbytes and np.all(payload == index)
+                assert isinstance(_memory_of(payload), mmap.mmap) is in_shm, nbytes
+
+
 def test_large_arrays_arrive_through_shared_memory_and_stay_valid():
     seq = Ids(12, nbytes=1 << 20)
     with OrderedEnqueuer(seq, use_multiprocessing=True) as enqueuer:
@@ -127,12 +144,9 @@ def test_large_arrays_arrive_through_shared_memory_and_stay_valid():
         for index, (ids, payload) in enumerate(kept):
             assert ids.tolist() == [index * 10]
             assert payload.shape == (1 << 20,) and np.all(payload == index % 251)
-            base = payload
-            while isinstance(base, np.ndarray | memoryview):
-                base = base.base if isinstance(base, np.ndarray) else base.obj
-            assert isinstance(base, mmap.mmap)
+            assert isinstance(_memory_of(payload), mmap.mmap)
         # Dropping the batches recycles the segments: the next epoch allocates none.
-        del kept, ids, payload, base
+        del kept, ids, payload
         before = len(leftover_segments(enqueuer._executor.pool.shm.prefix))
         for _ in enqueuer.iter_epoch():
             pass
@@ -212,6 +226,22 @@ def test_stop_leaves_no_workers_and_no_shared_memory():
     assert not any(_alive(p) for p in pids)
     assert leftover_segments(pool.shm.prefix) == []
     assert [b[1][0] for b in batches] == [0, 1, 2, 3, 4]  # delivered batches stay valid
+
+
+@pytest.mark.parametrize(("timeout", "waits"), [(None, 5.0), (0.5, 0.5)])
+def test_stop_kills_workers_still_busy_after_its_timeout(tmp_path, timeout, waits):
+    seq = Hangs(10, bad=1, marker_dir=str(tmp_path), times=10**6, seconds=30)
+    enqueuer = OrderedEnqueuer(seq, use_multiprocessing=True)
+    enqueuer.start(workers=2)
+    next(enqueuer.get())
+    pool = enqueuer._executor.pool
+    pids = pool.worker_pids()
+    assert _wait_until(lambda: os.listdir(tmp_path))  # a worker is in the 30 s batch
+    started = time.monotonic()
+    enqueuer.stop(timeout)
+    assert waits - 0.1 <= time.monotonic() - started <= waits + 3.0
+    assert not any(_alive(p) for p in pids)
+    assert leftover_segments(pool.shm.prefix) == []
 
 
 # Children set their SIGINT disposition themselves: a test run from a background job
@@ -436,6 +466,21 @@ def test_bad_states_are_refused_with_what_was_expected():
         OrderedEnqueuer(p, shuffle=1)
 
 
+def test_a_state_of_another_order_construction_is_refused():
+    # The identity names how orders and sharded steps are built: a state saved under
+    # another construction describes other batches, even with the same seed.
+    p = Pipeline(np.arange(20), batch_size=3, shuffle=True, seed=9)
+    enqueuer = OrderedEnqueuer(p)
+    enqueuer.start(workers=0)
+    next(enqueuer.get())
+    state = enqueuer.state()
+    enqueuer.stop()
+    OrderedEnqueuer(p, initial_state=state)  # today's state resumes
+    older = {**state, "identity": {**state["identity"], "order": "contiguous-shards"}}
+    with pytest.raises(ValueError, match="order is 'contiguous-shards' in the state"):
+        OrderedEnqueuer(p, initial_state=older)
+
+
 def test_argument_errors():
     enqueuer = OrderedEnqueuer(Ids(3))
     with pytest.raises(ValueError, match="workers=-1"):
@@ -451,6 +496,12 @@ def test_other_start_methods(method):
     with OrderedEnqueuer(Ids(6), use_multiprocessing=True, start_method=method) as enqueuer:
         enqueuer.start(workers=2)
         assert [b[0][0] for b in enqueuer.iter_epoch()] == [0, 10, 20, 30, 40, 50]
+
+
+def test_opencv_runs_one_thread_in_each_worker_process():
+    with OrderedEnqueuer(OpenCVThreads(), use_multiprocessing=True) as enqueuer:
+        enqueuer.start(workers=2)
+        assert [int(b[0]) for b in enqueuer.iter_epoch()] == [1, 1, 1, 1]
 
 
 # -- hung workers (batch_timeout) ----------------------------------------------------
@@ -482,6 +533,7 @@ def test_a_batch_that_keeps_hanging_raises_batch_timeout_naming_it(tmp_path):
 
 
 def test_without_batch_timeout_a_long_batch_warns_with_its_index_and_pid(tmp_path, monkeypatch):
+    assert failures.HANG_WARNING_SECONDS == 60  # the default the README gives; shortened here
     monkeypatch.setattr(failures, "HANG_WARNING_SECONDS", 0.4)
     seq = Hangs(6, bad=2, marker_dir=str(tmp_path), times=1, seconds=1.5)
     with OrderedEnqueuer(seq, use_multiprocessing=True) as enqueuer:
@@ -588,12 +640,11 @@ def test_read_direct_segments_granted_with_tasks_hold_every_batch_once(shuffle):
     epoch=st.integers(0, 3),
 )
 def test_read_direct_layout_matches_every_batch(n, batch_size, shuffle, drop, shards, epoch):
+    # drop_remainder with less than one batch per shard is refused at construction.
+    assume(not drop or n >= batch_size * shards)
     data = np.zeros((n, 40, 50), np.float32)  # 8 KB rows: any batch of 8+ goes direct
-    try:
-        p = Pipeline(data, batch_size=batch_size, shuffle=shuffle, seed=4, drop_remainder=drop)
-        p = p.shard(shards, shards - 1) if shards > 1 else p
-    except ValueError:
-        return  # drop_remainder with too few samples: refused at construction
+    p = Pipeline(data, batch_size=batch_size, shuffle=shuffle, seed=4, drop_remainder=drop)
+    p = p.shard(shards, shards - 1) if shards > 1 else p
     p.set_epoch(epoch)
     for index in range(len(p)):
         plan = plan_direct_read(p, index)

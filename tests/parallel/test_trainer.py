@@ -67,8 +67,9 @@ def test_two_output_models_train_as_model_fit_does(checks, structure):
 def test_n_replicas_match_one_replica_on_the_same_global_batches(checks):
     # 103 samples in batches of 16: the last global batch (7) splits unevenly, e.g.
     # [2, 2, 3] on 3 replicas and [4, 3] on 2; each sample still counts exactly once.
+    # Replicas sum the same float32 gradients in another order: rounding only.
     for key, diff in checks["max_weight_diff"].items():
-        assert diff < 1e-5, key
+        assert diff < 1e-6, key
 
 
 @pytest.mark.timeout(450)
@@ -119,7 +120,7 @@ def test_fit_logs_metrics_and_class_weight_matches_keras(checks):
         "val_weighted_accuracy",
         "weighted_accuracy",
     ]
-    assert checks["class_weight_diff"] < 1e-5
+    assert checks["class_weight_diff"] < 1e-6
 
 
 @pytest.mark.timeout(450)

@@ -115,6 +115,17 @@ def test_parallel_write_with_joblib_workers(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ["images.h5", "images.h5.lock"]  # no .partial
 
 
+def test_chunks_are_a_batch_of_rows_up_to_16_mb_and_blocks_about_8_mb(tmp_path):
+    mib = 1 << 20
+    rows = np.broadcast_to(np.arange(40, dtype=np.uint8)[:, None], (40, mib))  # 1 MiB each
+    path = tmp_path / "big.h5"
+    cached = Pipeline(rows, batch_size=32).cache(path, n_jobs=1)
+    with h5py.File(path, "r") as f:
+        assert f["0"].chunks == (16, mib)  # 16 MiB: fewer rows than a batch of 32
+        assert f[DONE].shape == (5,)  # blocks of 8 rows (8 MiB): 5 in all
+    assert np.array_equal(cached.sources[[0, 39]][:, :3], [[0, 0, 0], [39, 39, 39]])
+
+
 def test_complete_cache_is_reused_without_reading_sources(tmp_path):
     log = str(tmp_path / "reads.log")
     path = tmp_path / "c.h5"

@@ -47,12 +47,23 @@ def test_float_results_match_scikit_image():
             images, (3, 40, 50, 3), preserve_range=True, anti_aliasing=anti_aliasing
         )
         assert out.dtype == np.float32
-        np.testing.assert_allclose(out, expected, atol=0.05)
+        np.testing.assert_allclose(out, expected, atol=1e-4)  # of values 0-255
     doubles = images.astype(np.float64) / 255
     out = resize(doubles, (40, 50), dtype=None)
     assert out.dtype == np.float64
     expected = sk_resize(doubles, (3, 40, 50, 3), anti_aliasing=True)
     np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def test_without_anti_aliasing_it_samples_as_tensorflow_resizes():
+    tf = pytest.importorskip("tensorflow")
+    noise = np.random.default_rng(0).integers(0, 256, (2, 120, 160, 3), dtype=np.uint8)
+    for shape in [(80, 100), (30, 30), (150, 200)]:
+        theirs = tf.image.resize(noise, shape, antialias=False).numpy()  # bilinear
+        ours = resize(noise, shape, anti_aliasing=False)  # float32
+        np.testing.assert_allclose(ours, theirs, atol=0.01)  # OpenCV's fixed-point weights
+        as_uint8 = resize(noise, shape, anti_aliasing=False, dtype=None)
+        assert np.abs(as_uint8 - np.rint(theirs)).max() <= 1
 
 
 def test_shrinking_is_anti_aliased_unless_turned_off():
@@ -113,6 +124,9 @@ def test_resize_transform_dtypes_and_config():
     images = smooth_batch(2, (40, 40))
     x, _ = Resize((32, 32), on=0)((images, np.arange(2)))
     assert x.dtype == np.float32 and x.shape == (2, 32, 32, 3)
+    # The README tour's resize: scikit-image's float values to 4 decimals.
+    expected = sk_resize(images, (2, 32, 32, 3), preserve_range=True, anti_aliasing=True)
+    np.testing.assert_allclose(x, expected, atol=5e-5)
     as_uint8 = Resize((32, 32), dtype="uint8")(images)
     assert as_uint8.dtype == np.uint8
     np.testing.assert_array_equal(as_uint8, resize(images, (32, 32), dtype=None))
