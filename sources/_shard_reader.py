@@ -130,14 +130,17 @@ class ShardReader:
             return open(self.paths[k], "rb")
         return io.BufferedReader(_Blocks(self, k), buffer_size=1 << 16)
 
-    def read_span(self, k: int, offset: int, length: int) -> bytes:
-        """Bytes ``[offset, offset + length)`` of file ``k``."""
+    def read_span(
+        self, k: int, offset: int, length: int, keep: frozenset[int] = frozenset()
+    ) -> bytes:
+        """Bytes ``[offset, offset + length)`` of file ``k``; whole files that ``keep``
+        names stay in memory whatever the budget (a request needs them all)."""
         if self._pid != os.getpid():
             self._reset()
         if self.native:
             return self._map(k)[offset : offset + length]
         if 0 < self.sizes[k] <= self.chunk_cache_bytes:
-            return self._whole_file(k)[offset : offset + length]
+            return self._whole_file(k, keep)[offset : offset + length]
         return self.store.read_range(self.paths[k], offset, length, self.versions[k])
 
     def _map(self, k: int) -> mmap.mmap | bytes:
@@ -149,18 +152,20 @@ class ShardReader:
                 mapped = self._maps[k] = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
         return mapped
 
-    def _whole_file(self, k: int) -> bytes:
+    def _whole_file(self, k: int, keep: frozenset[int]) -> bytes:
         data = self._whole.get(k)
         if data is not None:
             self._whole.move_to_end(k)
             return data
-        data = self._whole[k] = self.store.read_range(
-            self.paths[k], 0, self.sizes[k], self.versions[k]
-        )
+        size = self.sizes[k]
+        data = self._whole[k] = self.store.read_range(self.paths[k], 0, size, self.versions[k])
+        # Least recently used first, sparing the files of the request being read: at a
+        # window's boundary a batch needs the chunks of two windows at once.
         total = sum(len(d) for d in self._whole.values())
-        while total > self.chunk_cache_bytes and len(self._whole) > 1:
-            _, dropped = self._whole.popitem(last=False)
-            total -= len(dropped)
+        for old in [j for j in self._whole if j not in keep and j != k]:
+            if total <= self.chunk_cache_bytes:
+                break
+            total -= len(self._whole.pop(old))
         return data
 
     def read(self, files: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> list[bytes]:
@@ -169,6 +174,7 @@ class ShardReader:
         One read per run of nearby spans of a file (NOTE [ Reading spans of shards ]).
         """
         out: list[bytes] = [b""] * len(files)
+        keep = frozenset(np.unique(files).tolist())
         order = np.lexsort((offsets, files))
         run: list[int] = []
         for i in order.tolist():
@@ -176,11 +182,11 @@ class ShardReader:
                 files[i] != files[run[0]]
                 or offsets[i] > offsets[run[-1]] + lengths[run[-1]] + MAX_GAP
             ):
-                self._read_run(run, files, offsets, lengths, out)
+                self._read_run(run, files, offsets, lengths, out, keep)
                 run = []
             run.append(i)
         if run:
-            self._read_run(run, files, offsets, lengths, out)
+            self._read_run(run, files, offsets, lengths, out, keep)
         return out
 
     def _read_run(
@@ -190,10 +196,11 @@ class ShardReader:
         offsets: np.ndarray,
         lengths: np.ndarray,
         out: list[bytes],
+        keep: frozenset[int],
     ) -> None:
         start = int(offsets[run[0]])
         stop = max(int(offsets[i] + lengths[i]) for i in run)
-        data = self.read_span(int(files[run[0]]), start, stop - start)
+        data = self.read_span(int(files[run[0]]), start, stop - start, keep)
         for i in run:
             lo = int(offsets[i]) - start
             out[i] = data[lo : lo + int(lengths[i])]
