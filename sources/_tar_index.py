@@ -50,7 +50,7 @@ def _add(
 ) -> None:
     """Adds one tar member to the index lists being built by `scan_tar`."""
     split = split_name(member.name)
-    meta = "/" not in member.name and member.name.startswith("__")
+    meta = "/" not in member.name and member.name.startswith("__") and member.name.endswith("__")
     if not member.isreg() or split is None or meta or _META.match(member.name):
         return
     if member.offset_data + member.size > size:

@@ -11,6 +11,7 @@ across all processes.
 from __future__ import annotations
 
 import http.client
+import io
 import logging
 import os
 import socket
@@ -43,6 +44,19 @@ class Request:
     nbytes: int
 
 
+def _dechunk(stream: io.BufferedIOBase) -> bytes:
+    """The payload of a chunked body (HTTP's or the SDK's aws-chunked), trailers dropped."""
+    chunks = []
+    while True:
+        size = int(stream.readline().split(b";")[0], 16)
+        chunks.append(stream.read(size))
+        if size == 0:
+            while stream.readline().strip():  # trailers, up to the blank line
+                pass
+            return b"".join(chunks)
+        stream.readline()  # the CRLF after the chunk
+
+
 class _Proxy(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _ProxyServer
@@ -57,11 +71,22 @@ class _Proxy(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _handle(self) -> None:
-        if self.headers.get("Transfer-Encoding"):  # uploads go straight to moto
-            self.send_error(501, "the test proxy forwards reads only")
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
+        headers = dict(self.headers)
+        if self.headers.get("Transfer-Encoding") == "chunked":  # uploads of parts
+            body = _dechunk(self.rfile)
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+        if "aws-chunked" in (self.headers.get("Content-Encoding") or ""):
+            # The SDK's streaming uploads frame the payload in chunks (and a checksum
+            # trailer); moto gets it plain, unsigned (it checks no signature anyway).
+            body = _dechunk(io.BytesIO(body or b""))
+            headers = {k: v for k, v in headers.items() if k.lower() != "x-amz-content-sha256"}
+            headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD"
+        if body is not None:
+            framing = ("transfer-encoding", "content-encoding", "x-amz-trailer", "content-length")
+            headers = {k: v for k, v in headers.items() if k.lower() not in framing}
+            headers["Content-Length"] = str(len(body))
         owner = self.server.owner
         failure = owner.take_failure(self.command, self.path)
         if failure == "reset":
@@ -86,7 +111,7 @@ class _Proxy(BaseHTTPRequestHandler):
             time.sleep(float(failure.partition(":")[2]))
         upstream = http.client.HTTPConnection(owner.moto_host, owner.moto_port, timeout=30)
         try:
-            upstream.request(self.command, self.path, body=body, headers=dict(self.headers))
+            upstream.request(self.command, self.path, body=body, headers=headers)
             response = upstream.getresponse()
             data = response.read()
         finally:
