@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import tempfile
 from collections.abc import Callable
 
 import numpy as np
 
+from .._core.atomic_files import write_atomically
 from ._disk_cache import DiskCache
 from ._shard_reader import ShardReader
 
@@ -87,12 +86,5 @@ def load_or_build(
     index = build()
     # Best effort: a read-only directory keeps the index in memory only.
     with contextlib.suppress(OSError):
-        fd, temporary = tempfile.mkstemp(dir=os.path.dirname(beside), prefix=".partial-")
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(_dump(index, stamp))
-            os.replace(temporary, beside)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        write_atomically(beside, _dump(index, stamp))
     return index

@@ -12,9 +12,9 @@ without credentials.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import TYPE_CHECKING
 
+from .._core.atomic_files import write_atomically
 from ._file_store import FileStore, version_of
 from ._locations import resolve
 from ._redaction import redact
@@ -53,16 +53,8 @@ def put_file(path_or_uri: str, data: bytes, filesystem: pafs.FileSystem | None =
     """
     location, inner = resolve(path_or_uri, filesystem)
     if location.filesystem is None and location.is_local:
-        directory = os.path.dirname(inner)
-        os.makedirs(directory, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".partial-")
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(data)
-            os.replace(temporary, inner)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        os.makedirs(os.path.dirname(inner), exist_ok=True)
+        write_atomically(inner, data)
         return
 
     def put(fs: pafs.FileSystem) -> None:

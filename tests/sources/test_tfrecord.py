@@ -4,8 +4,6 @@ that TensorFlow wrote."""
 import io
 import os
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -228,16 +226,10 @@ def test_two_workers_deliver_every_record_once_and_configs_round_trip(files):
 
 @pytest.mark.timeout(120)
 def test_a_worker_reading_records_imports_neither_tensorflow_nor_pyarrow(files, tmp_path):
-    import cloudpickle
+    from ._worker_imports import worker_reads
 
     _, paths, _, _ = files
     source = TFRecordSource(paths, features={"jpeg": "jpeg", "label": "int64"}, output_shape=(8, 8))
-    (tmp_path / "seq.pkl").write_bytes(cloudpickle.dumps(Pipeline(source, batch_size=3)))
     heavy = ["tensorflow", "pyarrow", "scipy", "skimage", "PIL", "h5py"]
-    code = (
-        "import sys, pickle, seqpipe.parallel.worker; "
-        f"seq = pickle.loads(open({str(tmp_path / 'seq.pkl')!r}, 'rb').read()); "
-        "print(seq[0]['jpeg'].shape, *[m for m in " + repr(heavy) + " if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "(3, 8, 8, 3)"
+    seq = Pipeline(source, batch_size=3)
+    assert worker_reads(seq, "seq[0]['jpeg'].shape", heavy, tmp_path) == "(3, 8, 8, 3)"
