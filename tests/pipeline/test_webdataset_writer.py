@@ -19,6 +19,8 @@ from ..sources._shards import reference
 from ._cache_child import N, expected, make_pipeline
 
 pytest.importorskip("webdataset")
+# Every test here starts a server or worker processes (joblib's, the enqueuer's).
+pytestmark = pytest.mark.timeout(180)
 
 
 def brighten(batch):

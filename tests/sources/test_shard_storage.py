@@ -20,6 +20,8 @@ from ._s3_server import S3Server
 from ._shards import reference, write_shards
 
 pytest.importorskip("moto.server")
+# Every test here starts a server or worker processes (joblib's, the enqueuer's).
+pytestmark = pytest.mark.timeout(180)
 tf = pytest.importorskip("tensorflow")
 
 PER_SHARD = [5, 8, 6, 7]
