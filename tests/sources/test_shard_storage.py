@@ -180,6 +180,7 @@ def test_denied_and_missing_objects_name_the_uri_without_credentials(s3):
     finally:
         s3.clear_failures()
     assert "hush" not in str(info.value) and "hush" not in repr(source)
+    assert "check the credentials" in str(info.value)  # the usual fix
     fs = s3.filesystem()
     fs.copy_file("data/tar/shard-000.tar", "data/keep.bak")
     fs.delete_file("data/tar/shard-000.tar")  # deleted after listing
