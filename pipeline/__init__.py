@@ -1,5 +1,6 @@
 """seqpipe core: `Sequence`, `Pipeline`, the epoch plan, custom objects, configs,
-summaries and plots, and the decode-once cache (`write_hdf5`) on top of them.
+summaries and plots, and the decode-once caches (`write_hdf5`, `write_webdataset`) on top
+of them.
 
 Layer 3 of 4 (see ``seqpipe``): imports `seqpipe.sources`, `seqpipe.transforms` and
 `seqpipe._core`, never `seqpipe.parallel`; ``seq.as_keras()`` and
@@ -19,6 +20,7 @@ from .plan import BatchPlan, EpochPlan
 from .plot import plot_model
 from .sequence import Sequence
 from .summary import print_summary
+from .webdataset_writer import write_webdataset
 
 __all__ = [
     "BatchPlan",
@@ -32,4 +34,5 @@ __all__ = [
     "print_summary",
     "register",
     "write_hdf5",
+    "write_webdataset",
 ]

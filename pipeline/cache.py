@@ -101,7 +101,9 @@ class CacheLayout:
         return cls(**raw)
 
 
-def _elements(batch: Any) -> tuple[str, tuple[int | str, ...], list[np.ndarray]]:
+def batch_elements(batch: Any) -> tuple[str, tuple[int | str, ...], list[np.ndarray]]:
+    """``(structure, keys, arrays)`` of a batch: how its elements form it, their tuple
+    indices or dict keys, and the arrays."""
     if isinstance(batch, Mapping):
         return DICT, tuple(batch), [np.asarray(v) for v in batch.values()]
     if isinstance(batch, tuple | list):
@@ -126,8 +128,9 @@ def _check_element(key: int | str, array: np.ndarray) -> None:
         )
 
 
-def _deterministic_pipeline(seq: Pipeline, block_rows: int) -> Pipeline:
-    # Batch b of this pipeline is block b of the cache: unshuffled, unsharded rows.
+def deterministic_pipeline(seq: Pipeline, block_rows: int) -> Pipeline:
+    """``seq``'s sources and transforms before the first random one, in unshuffled,
+    unsharded batches of ``block_rows``: batch ``b`` is block ``b`` of a cache."""
     pipe = Pipeline(seq.sources, batch_size=block_rows)
     for transform in split_transforms(seq)[0]:
         pipe = pipe | transform
@@ -136,7 +139,7 @@ def _deterministic_pipeline(seq: Pipeline, block_rows: int) -> Pipeline:
 
 def _plan_layout(seq: Pipeline, rows_per_task: int | None, jobs: int) -> CacheLayout:
     # One sample through the deterministic part gives the elements' shapes and dtypes.
-    structure, keys, arrays = _elements(_deterministic_pipeline(seq, 1)[0])
+    structure, keys, arrays = batch_elements(deterministic_pipeline(seq, 1)[0])
     for key, array in zip(keys, arrays, strict=True):
         _check_element(key, array)
         if array.shape[0] != 1:
@@ -168,7 +171,7 @@ def _plan_layout(seq: Pipeline, rows_per_task: int | None, jobs: int) -> CacheLa
 
 def _compute_block(pipe: Pipeline, block: int) -> tuple[int, list[np.ndarray]]:
     # Runs in a joblib worker; module-level so that it pickles by reference.
-    return block, _elements(pipe[block])[2]
+    return block, batch_elements(pipe[block])[2]
 
 
 def _create_partial(partial: str, digest: str, layout: CacheLayout) -> h5py.File:
@@ -234,7 +237,7 @@ def _fill(
     done = f[DONE]
     todo = [int(b) for b in np.flatnonzero(done[()] == 0)]
     written = layout.num_samples - sum(hi - lo for lo, hi in map(layout.block_range, todo))
-    pipe = _deterministic_pipeline(seq, layout.block_rows)
+    pipe = deterministic_pipeline(seq, layout.block_rows)
     datasets = [f[name] for name in layout.names]
     in_flight = BLOCKS_IN_FLIGHT_PER_JOB * effective_n_jobs(n_jobs)
     bar = tqdm(
@@ -325,6 +328,25 @@ def _cached_pipeline(seq: Pipeline, path: str, layout: CacheLayout) -> Pipeline:
     return cached
 
 
+def check_cacheable(seq: Any, n_jobs: Any, writer: str) -> None:
+    """Checks the arguments every decode-once writer takes.
+
+    Raises:
+        TypeError: if ``seq`` is not a `Pipeline`.
+        ValueError: for a pipeline over a batch-level Sequence, or ``n_jobs`` not a
+            non-zero integer.
+    """
+    if not isinstance(seq, Pipeline):
+        raise TypeError(f"{writer} caches a Pipeline. Received: {seq!r}")
+    if seq.structure == BATCHES:
+        raise ValueError(
+            f"cannot cache {seq!r}: it wraps a batch-level Sequence, which has no samples "
+            f"to write; build the Pipeline from array-like sources instead"
+        )
+    if check_int("n_jobs", n_jobs, hint="Use a non-zero count (-1: all cores).") == 0:
+        raise ValueError("n_jobs must be a non-zero integer (-1: all cores). Received: n_jobs=0")
+
+
 def write_hdf5(
     seq: Pipeline,
     path: str | os.PathLike,
@@ -377,15 +399,7 @@ def write_hdf5(
     from filelock import FileLock
     from joblib import effective_n_jobs
 
-    if not isinstance(seq, Pipeline):
-        raise TypeError(f"write_hdf5 caches a Pipeline. Received: {seq!r}")
-    if seq.structure == BATCHES:
-        raise ValueError(
-            f"cannot cache {seq!r}: it wraps a batch-level Sequence, which has no samples "
-            f"to write; build the Pipeline from array-like sources instead"
-        )
-    if check_int("n_jobs", n_jobs, hint="Use a non-zero count (-1: all cores).") == 0:
-        raise ValueError("n_jobs must be a non-zero integer (-1: all cores). Received: n_jobs=0")
+    check_cacheable(seq, n_jobs, "write_hdf5")
     if rows_per_task is not None:
         check_int("rows_per_task", rows_per_task, 1, hint="Or None to pick about 8 MB.")
     path = os.fspath(path)

@@ -33,7 +33,13 @@ PLACEHOLDER = "InMemoryArray"
 _BUILTIN_TRANSFORMS = (TransformedSource, Lambda, Normalize, Resize, ToCategorical, *AUGMENTATIONS)
 # Sources whose modules load on first use (h5py, pyarrow): looked up by name only when a
 # config names them, so that importing the pipeline package stays light.
-_BUILTIN_SOURCES = ("HDF5Matrix", "ImageFiles", "ParquetSource")
+_BUILTIN_SOURCES = (
+    "HDF5Matrix",
+    "ImageFiles",
+    "ParquetSource",
+    "TFRecordSource",
+    "WebDatasetSource",
+)
 
 
 def builtins() -> dict[str, Any]:

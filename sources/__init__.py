@@ -1,4 +1,5 @@
-"""Array-like sources over samples: HDF5, Parquet, image files, plain arrays.
+"""Array-like sources over samples: HDF5, Parquet, image files, TFRecord files, WebDataset
+tar shards, plain arrays.
 
 Each source has ``len`` and int/slice/index-array ``__getitem__``; ``source | t`` runs
 ``t`` on every read. Layer 2 of 4 (see ``seqpipe``): imports `seqpipe.transforms` (the
@@ -16,7 +17,10 @@ _LAZY = {
     "HDF5Matrix": ".hdf5",
     "ImageFiles": ".images",
     "NestedSource": ".nested",
+    "CorruptRecordError": ".tfrecord",
     "ParquetSource": ".parquet",
+    "TFRecordSource": ".tfrecord",
+    "WebDatasetSource": ".webdataset",
     "UnsafeArchiveError": ".archives",
     "extract_archive": ".archives",
     "get_file": ".download",
@@ -28,12 +32,15 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "ArraySource",
+    "CorruptRecordError",
     "HDF5Matrix",
     "ImageFiles",
     "NestedSource",
     "ParquetSource",
+    "TFRecordSource",
     "TransformedSource",
     "UnsafeArchiveError",
+    "WebDatasetSource",
     "extract_archive",
     "get_file",
     "hash_file",

@@ -15,10 +15,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from .._core.atomic_files import write_atomically
 from .._core.checks import check_writable_dir
 
 _LOCKS = "locks"
@@ -94,14 +94,7 @@ class DiskCache:
             if data is not None:
                 return data
             data = fetch()
-            fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".partial-")
-            try:
-                with os.fdopen(fd, "wb") as file:
-                    file.write(data)
-                os.replace(temporary, path)
-            except BaseException:
-                os.unlink(temporary)
-                raise
+            write_atomically(path, data)
         self._evict(keep=path)
         return data
 

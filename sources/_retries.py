@@ -22,6 +22,12 @@ _TRANSIENT = re.compile(
     re.IGNORECASE,
 )
 RETRIES = 5  # attempts after the first
+# What to check when access is denied: missing or wrong credentials are the usual cause.
+_CREDENTIALS = (
+    "; check the credentials this process finds (S3: AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws or the instance's role; GCS: "
+    "GOOGLE_APPLICATION_CREDENTIALS or the default credentials) and the bucket's policy"
+)
 BACKOFF_S = 0.05  # first pause; doubled for every further attempt
 
 
@@ -56,7 +62,7 @@ def with_retries(request: Callable[[], T], name: Callable[[], str]) -> T:
         except FileNotFoundError as error:
             raise FileNotFoundError(f"not found: {name()} ({error})") from None
         except PermissionError as error:
-            raise PermissionError(f"access denied to {name()} ({error})") from None
+            raise PermissionError(f"access denied to {name()} ({error}){_CREDENTIALS}") from None
         except OSError as error:
             message = str(error)
             if _TRANSIENT.search(message) and attempt < RETRIES:
@@ -65,6 +71,8 @@ def with_retries(request: Callable[[], T], name: Callable[[], str]) -> T:
             if "NO_SUCH_BUCKET" in message or "NoSuchBucket" in message:
                 raise FileNotFoundError(f"bucket not found for {name()} ({message})") from None
             if re.search(r"ACCESS_DENIED|AccessDenied|\b403\b", message):
-                raise PermissionError(f"access denied to {name()} ({message})") from None
+                raise PermissionError(
+                    f"access denied to {name()} ({message}){_CREDENTIALS}"
+                ) from None
             raise OSError(f"reading {name()} failed: {message}") from None
     raise AssertionError("unreachable")  # the loop returns or raises

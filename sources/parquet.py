@@ -307,6 +307,13 @@ class ParquetSource(ArraySource):
     def num_row_groups(self) -> int:
         return len(self._groups)
 
+    @property
+    def chunks(self) -> np.ndarray:
+        """int64 first row of each non-empty row group (the chunks of
+        ``shuffle="window"``, NOTE [ Window shuffle ] in ``pipeline/window_order.py``)."""
+        starts = self._starts[:-1]
+        return starts[np.diff(self._starts) > 0].astype(np.int64)
+
     def __len__(self) -> int:
         return int(self._starts[-1])
 

@@ -2,7 +2,8 @@
 
 `S3Server` starts moto's ``ThreadedMotoServer`` and, in front of it, a small HTTP proxy
 that logs every request (method, path, ``Range``, bytes sent back) and can be told to
-fail the next requests with an HTTP status or a dropped connection. Sources are pointed
+fail the next requests with an HTTP status, a connection dropped before the response or
+in the middle of its body, or an answer slower than the client's timeout. Sources are pointed
 at the proxy (`S3Server.uri`), so the log is the server's view of what was fetched,
 across all processes.
 """
@@ -10,10 +11,12 @@ across all processes.
 from __future__ import annotations
 
 import http.client
+import io
 import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -41,6 +44,19 @@ class Request:
     nbytes: int
 
 
+def _dechunk(stream: io.BufferedIOBase) -> bytes:
+    """The payload of a chunked body (HTTP's or the SDK's aws-chunked), trailers dropped."""
+    chunks = []
+    while True:
+        size = int(stream.readline().split(b";")[0], 16)
+        chunks.append(stream.read(size))
+        if size == 0:
+            while stream.readline().strip():  # trailers, up to the blank line
+                pass
+            return b"".join(chunks)
+        stream.readline()  # the CRLF after the chunk
+
+
 class _Proxy(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _ProxyServer
@@ -55,11 +71,22 @@ class _Proxy(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _handle(self) -> None:
-        if self.headers.get("Transfer-Encoding"):  # uploads go straight to moto
-            self.send_error(501, "the test proxy forwards reads only")
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
+        headers = dict(self.headers)
+        if self.headers.get("Transfer-Encoding") == "chunked":  # uploads of parts
+            body = _dechunk(self.rfile)
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+        if "aws-chunked" in (self.headers.get("Content-Encoding") or ""):
+            # The SDK's streaming uploads frame the payload in chunks (and a checksum
+            # trailer); moto gets it plain, unsigned (it checks no signature anyway).
+            body = _dechunk(io.BytesIO(body or b""))
+            headers = {k: v for k, v in headers.items() if k.lower() != "x-amz-content-sha256"}
+            headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD"
+        if body is not None:
+            framing = ("transfer-encoding", "content-encoding", "x-amz-trailer", "content-length")
+            headers = {k: v for k, v in headers.items() if k.lower() not in framing}
+            headers["Content-Length"] = str(len(body))
         owner = self.server.owner
         failure = owner.take_failure(self.command, self.path)
         if failure == "reset":
@@ -68,7 +95,7 @@ class _Proxy(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.close()
             return
-        if failure is not None:
+        if isinstance(failure, int):
             message = b"<Error><Code>ServiceUnavailable</Code><Message>injected</Message></Error>"
             owner.record(Request(self.command, self.path, self.headers.get("Range"), failure, 0))
             self.send_response(failure)
@@ -78,13 +105,32 @@ class _Proxy(BaseHTTPRequestHandler):
             if self.command != "HEAD":
                 self.wfile.write(message)
             return
+        if isinstance(failure, str) and failure.startswith("slow:"):
+            # Past the client's timeout: it gives up (and retries) before this answers.
+            owner.record(Request(self.command, self.path, self.headers.get("Range"), 0, 0))
+            time.sleep(float(failure.partition(":")[2]))
         upstream = http.client.HTTPConnection(owner.moto_host, owner.moto_port, timeout=30)
         try:
-            upstream.request(self.command, self.path, body=body, headers=dict(self.headers))
+            upstream.request(self.command, self.path, body=body, headers=headers)
             response = upstream.getresponse()
             data = response.read()
         finally:
             upstream.close()
+        if failure == "cut" and len(data) > 1:
+            # Headers and half the body, then a reset: a connection dropped mid-body.
+            owner.record(Request(self.command, self.path, self.headers.get("Range"), 0, 0))
+            self.send_response(response.status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+            self.close_connection = True
+            self.connection.close()
+            return
+        if isinstance(failure, str) and failure.startswith("slow:"):
+            self.close_connection = True
+            return
         owner.record(
             Request(self.command, self.path, self.headers.get("Range"), response.status, len(data))
         )
@@ -172,7 +218,9 @@ class S3Server:
             self.log.clear()
 
     def fail(self, times: int, status: object = 503, path: str = "/") -> None:
-        """Fails the next ``times`` requests under ``path`` with ``status`` (or "reset")."""
+        """Fails the next ``times`` requests under ``path``: ``status`` is an HTTP status,
+        ``"reset"`` (the connection dropped before the response), ``"cut"`` (dropped
+        after half the body) or ``"slow:<seconds>"`` (no answer for that long)."""
         with self._lock:
             self._failures += [(path, status)] * times
 

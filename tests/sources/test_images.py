@@ -198,25 +198,15 @@ def test_reading_jpegs_does_not_import_scipy(tmp_path):
 
 @pytest.mark.timeout(60)
 def test_a_worker_reading_jpegs_imports_no_heavy_library(tmp_path):
-    # What an enqueuer worker does: import parallel.worker, unpickle the pipeline, read.
-    import subprocess
-    import sys
-
-    import cloudpickle
-
     from seqpipe.pipeline import Pipeline
+
+    from ._worker_imports import worker_reads
 
     (tmp_path / "x.jpg").write_bytes(jpeg_bytes(photo()))
     images = ImageFiles([tmp_path / "x.jpg"] * 2, output_shape=(32, 32))
-    (tmp_path / "seq.pkl").write_bytes(cloudpickle.dumps(Pipeline(images, batch_size=2)))
     heavy = ["scipy", "skimage", "PIL", "pyarrow", "filelock", "h5py", "tensorflow"]
-    code = (
-        "import sys, pickle, seqpipe.parallel.worker; "
-        f"seq = pickle.loads(open({str(tmp_path / 'seq.pkl')!r}, 'rb').read()); "
-        "print(seq[0].shape, *[m for m in " + repr(heavy) + " if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "(2, 32, 32, 3)"
+    seq = Pipeline(images, batch_size=2)
+    assert worker_reads(seq, "seq[0].shape", heavy, tmp_path) == "(2, 32, 32, 3)"
 
 
 def test_anti_aliasing_off_samples_like_tf_and_is_kept_in_the_config(tmp_path):

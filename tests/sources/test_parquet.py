@@ -40,6 +40,22 @@ def test_rows_of_a_directory_with_fixed_size_lists_as_nd_arrays(parquet_dir):
     assert row["id"] == 79 and row["image"].shape == (2, 3)
 
 
+def test_row_groups_are_the_chunks_of_the_window_order(parquet_dir):
+    from seqpipe.pipeline.window_order import WindowOrder
+
+    src = ParquetSource(parquet_dir, columns="id")
+    # Groups of 16 rows, each file's last one shorter: 50 = 16+16+16+2, 30 = 16+14.
+    assert src.chunks.tolist() == [0, 16, 32, 48, 50, 66] and src.chunks.dtype == np.int64
+    order = WindowOrder(src.chunks, len(src), window=2, seed=0, epoch=0)
+    first = order.window_range(0)
+    ids = src[order[first[0] : first[1]]]
+    groups = np.searchsorted(src.chunks, ids, side="right") - 1
+    assert sorted(set(groups.tolist())) == sorted(order.window_chunks(0).tolist())
+    # A file without rows, between the two, adds no chunk.
+    pq.write_table(_table(0, 0), parquet_dir / "part-05-empty.parquet")
+    assert ParquetSource(parquet_dir, columns="id").chunks.tolist() == src.chunks.tolist()
+
+
 def test_index_arrays_any_order_with_duplicates(parquet_dir):
     ids = ParquetSource(parquet_dir, columns="id")
     assert ids[[70, 3, 3, -1, 16]].tolist() == [70, 3, 3, 79, 16]
