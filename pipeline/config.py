@@ -205,6 +205,7 @@ def pipeline_config(pipeline: Any, external_sources: bool) -> dict[str, Any]:
         "shuffle": plan.shuffle,
         "seed": plan.seed,
         "drop_remainder": plan.drop_remainder,
+        "window": plan.window or None,
         "shard": [plan.num_shards, plan.shard_index] if pipeline.sharded else None,
         "transforms": [
             serialize(t, f"transform {i}", external_sources)
@@ -237,6 +238,7 @@ def pipeline_from_config(
         shuffle=config["shuffle"],
         seed=config["seed"],
         drop_remainder=config["drop_remainder"],
+        window=config.get("window"),
     )
     for spec in config["transforms"]:
         pipeline = pipeline | load(spec)

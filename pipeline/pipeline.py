@@ -40,6 +40,22 @@ def _check_source(name: str, source: Any) -> int:
     return len(source)
 
 
+def _chunks_of(sources: Any, structure: str) -> tuple[int, ...]:
+    # shuffle='window' permutes the chunks of the first source that has them.
+    found = {DICT: lambda: sources.values(), TUPLE: lambda: sources}.get(
+        structure, lambda: [sources]
+    )
+    for source in found():
+        chunks = getattr(source, "chunks", None)
+        if chunks is not None:
+            return tuple(np.asarray(chunks).tolist())
+    raise ValueError(
+        f"shuffle='window' permutes the chunks of a chunked source (TFRecordSource, "
+        f"WebDatasetSource, ParquetSource: a `chunks` array of first sample ids), and "
+        f"no source here has them. Received: {sources!r}"
+    )
+
+
 class Pipeline(Sequence):
     """Batches, shuffles, shards and transforms array-like sources.
 
@@ -49,8 +65,11 @@ class Pipeline(Sequence):
             they are; ``shuffle`` then permutes batch order and ``batch_size`` and
             ``drop_remainder`` are ignored).
         batch_size: samples per batch.
-        shuffle: ``False``, ``True`` (a new sample permutation every epoch) or
-            ``'batch'`` (contiguous batches in a new order every epoch: fast on HDF5).
+        shuffle: ``False``, ``True`` (a new sample permutation every epoch),
+            ``'batch'`` (contiguous batches in a new order every epoch: fast on HDF5) or
+            ``'window'`` (the chunks of a chunked source in a new order, and the
+            samples permuted within windows of ``window`` chunks: each chunk is read
+            once per epoch; NOTE [ Window shuffle ] in ``pipeline/window_order.py``).
             Exactly these values: ``1`` or ``1.0`` raise.
         seed: seed of the permutations and of random transforms' numbers; ``None``
             draws one now (shuffles and augmentations differ from run to run), which
@@ -58,6 +77,9 @@ class Pipeline(Sequence):
             Several processes that each build the pipeline (multi-worker training)
             must agree on one: pass ``seed=``, or let `MultiGPUTrainer` broadcast the
             chief's.
+        window: chunks per window for ``shuffle='window'`` (default 8); the chunks are
+            those of the first source that has ``chunks`` (`sources.TFRecordSource`,
+            `sources.WebDatasetSource`, `sources.ParquetSource`'s row groups).
         drop_remainder: drop the last batch when it is not full. With fewer samples
             than one batch nothing would be left, so the constructor raises
             ``ValueError`` rather than give empty epochs; `shard` raises the same way
@@ -92,6 +114,7 @@ class Pipeline(Sequence):
         shuffle: bool | str = False,
         seed: int | None = None,
         drop_remainder: bool = False,
+        window: int | None = None,
     ) -> None:
         if _is_batch_level(sources):
             structure, length = BATCHES, _check_source("sequence", sources)
@@ -116,12 +139,18 @@ class Pipeline(Sequence):
         self._structure = structure
         self._transforms: tuple[Transform, ...] = ()
         batch_level = structure == BATCHES
+        shuffle = check_shuffle(shuffle)
+        windowed = shuffle == "window"
+        if window is not None and not windowed:
+            raise ValueError(f"window= goes with shuffle='window'. Received: shuffle={shuffle!r}")
         self._plan = EpochPlan(
             num_samples=length,
             batch_size=1 if batch_level else batch_size,
-            shuffle=check_shuffle(shuffle),
+            shuffle=shuffle,
             seed=seed,
             drop_remainder=False if batch_level else drop_remainder,
+            window=(8 if window is None else window) if windowed else 0,
+            chunks=_chunks_of(sources, structure) if windowed else (),
         )
         self._batch_size = None if batch_level else self._plan.batch_size
         self.epoch = 0
@@ -367,6 +396,8 @@ class Pipeline(Sequence):
                 "seed": plan.seed if plan.shuffle or random else None,
                 "data": self._data_digest(),
             }
+            if plan.shuffle == "window":
+                self._identity["window"] = plan.window
         return dict(self._identity)
 
     def _data_digest(self) -> str:

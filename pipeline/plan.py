@@ -28,16 +28,19 @@ source keeps what it decoded).
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .._core.checks import check_int
 from .permutation import MAX_SIZE, BlockPermutation, IndexPermutation, LazyOrder
+from .window_order import WindowOrder, check_chunks
 
 ShuffleMode = bool | str
-SHUFFLE_MODES = (False, True, "batch")
+SHUFFLE_MODES = (False, True, "batch", "window")
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ _BLOCK_STREAM = 1
 
 
 def check_shuffle(shuffle: object) -> ShuffleMode:
-    """Returns ``shuffle`` as ``False``, ``True`` or ``'batch'``.
+    """Returns ``shuffle`` as ``False``, ``True``, ``'batch'`` or ``'window'``.
 
     Raises:
         ValueError: for anything else; ``1`` and ``1.0`` too, which equal ``True`` but
@@ -85,13 +88,22 @@ def check_shuffle(shuffle: object) -> ShuffleMode:
         >>> check_shuffle(1)
         Traceback (most recent call last):
         ...
-        ValueError: shuffle must be False, True or 'batch'. Received: shuffle=1
+        ValueError: shuffle must be False, True, 'batch' or 'window'. Received: shuffle=1
     """
     if isinstance(shuffle, bool | np.bool_):
         return bool(shuffle)
     if isinstance(shuffle, str) and shuffle in SHUFFLE_MODES:
         return shuffle
-    raise ValueError(f"shuffle must be False, True or 'batch'. Received: shuffle={shuffle!r}")
+    raise ValueError(
+        f"shuffle must be False, True, 'batch' or 'window'. Received: shuffle={shuffle!r}"
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _window_order(chunks: tuple[int, ...], size: int, window: int, seed: int, epoch: int) -> Any:
+    # Built once per epoch (O(chunks)), not once per batch: every batch of an epoch
+    # asks for its order.
+    return WindowOrder(np.array(chunks, dtype=np.int64), size, window, seed, epoch)
 
 
 @dataclass(frozen=True)
@@ -116,11 +128,14 @@ class EpochPlan:
         batch_size: samples per batch on one shard.
         shuffle: ``False`` keeps sample order; ``True`` draws a new permutation of
             samples every epoch; ``'batch'`` keeps blocks of ``batch_size`` samples
-            contiguous and permutes their order.
+            contiguous and permutes their order; ``'window'`` permutes the chunks, then
+            the samples within windows of ``window`` chunks (`WindowOrder`).
         seed: non-negative integer; the orders are pure functions of ``(seed, epoch)``.
         drop_remainder: keep only whole steps (every shard's batch full).
         num_shards: number of shards the steps are split into.
         shard_index: which shard this plan describes.
+        window: chunks per window, for ``shuffle='window'`` (else 0).
+        chunks: the first sample id of each chunk, for ``shuffle='window'``.
 
     Raises:
         ValueError: for any out-of-range field, or a ``drop_remainder`` plan without a
@@ -144,6 +159,8 @@ class EpochPlan:
     drop_remainder: bool = False
     num_shards: int = 1
     shard_index: int = 0
+    window: int = 0
+    chunks: tuple[int, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         check_int("num_samples", self.num_samples, 1, MAX_SIZE)
@@ -152,6 +169,15 @@ class EpochPlan:
         check_int("num_shards", self.num_shards, 1)
         check_int("shard_index", self.shard_index, 0)
         object.__setattr__(self, "shuffle", check_shuffle(self.shuffle))
+        if self.shuffle == "window":
+            check_int("window", self.window, 1, hint="It counts chunks per window.")
+            chunks = check_chunks(self.chunks, self.num_samples)
+            object.__setattr__(self, "chunks", tuple(chunks.tolist()))
+        elif self.window or self.chunks:
+            raise ValueError(
+                f"window= and chunks= go with shuffle='window'. Received: "
+                f"shuffle={self.shuffle!r}, window={self.window!r}"
+            )
         if self.shard_index >= self.num_shards:
             raise ValueError(
                 f"shard_index must be in [0, num_shards={self.num_shards}). "
@@ -243,6 +269,8 @@ class EpochPlan:
         if self.shuffle == "batch":
             size = self.batch_size if block is None else check_int("block", block, 1)
             return BlockPermutation(self.num_samples, size, self.seed, epoch, _BLOCK_STREAM)
+        if self.shuffle == "window":
+            return _window_order(self.chunks, self.num_samples, self.window, self.seed, epoch)
         return IndexPermutation(self.num_samples)
 
     def batch(self, index: int, epoch: int, start: int = 0, block: int | None = None) -> BatchPlan:

@@ -25,13 +25,12 @@ a full shuffle. `tests/pipeline/test_window_order.py` measures the quality.
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import numpy as np
 
 from .._core.checks import check_int
-from .permutation import MAX_SIZE, IndexPermutation
+from .permutation import IndexPermutation, LazyOrder
 
 # Third entropy word of the permutations; ``pipeline/plan.py`` uses 0 (samples) and 1
 # (batches), so these keys are independent of its orders for the same seed and epoch.
@@ -72,12 +71,12 @@ def check_chunks(chunks: Any, num_samples: int) -> np.ndarray:
     return array
 
 
-class WindowOrder:
+class WindowOrder(LazyOrder):
     """The sample ids of one epoch under ``shuffle="window"``, computed per position.
 
     Indexing works like a read-only int64 array of length ``num_samples`` whose element
-    ``i`` is the id at position ``i`` of the epoch (as `IndexPermutation`): an int gives
-    an int, a slice or an integer array gives an int64 array. See NOTE [ Window shuffle ].
+    ``i`` is the id at position ``i`` of the epoch (a `LazyOrder`, as `IndexPermutation`).
+    See NOTE [ Window shuffle ].
 
     Args:
         chunks: int64 first sample id of each chunk (a chunked source's ``chunks``).
@@ -100,10 +99,10 @@ class WindowOrder:
         ([2, 1], (6, 12))
     """
 
-    __slots__ = ("_chunk_order", "_chunks", "_epoch", "_seed", "_size", "_starts", "_windows")
+    __slots__ = ("_chunk_order", "_chunks", "_epoch", "_seed", "_starts", "_windows")
 
     def __init__(self, chunks: Any, num_samples: int, window: int, seed: int, epoch: int) -> None:
-        self._size = check_int("num_samples", num_samples, 1, MAX_SIZE)
+        super().__init__(num_samples)
         check_int("window", window, 1, hint="It counts chunks per window.")
         self._seed = check_int("seed", seed, 0)
         self._epoch = check_int("epoch", epoch, 0)
@@ -117,9 +116,6 @@ class WindowOrder:
         # _windows[w]: the first position of window w; _windows[-1] == num_samples.
         self._windows = np.append(self._starts[:count:window], self._size)
         self._windows.flags.writeable = False
-
-    def __len__(self) -> int:
-        return self._size
 
     @property
     def num_windows(self) -> int:
@@ -140,30 +136,8 @@ class WindowOrder:
         """The window of each position (an int64 array shaped like ``positions``)."""
         return np.searchsorted(self._windows, np.asarray(positions), side="right") - 1
 
-    def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, slice):
-            return self._apply(np.arange(*key.indices(self._size), dtype=np.int64))
-        if isinstance(key, int | np.integer) and not isinstance(key, bool | np.bool_):
-            position = operator.index(key)
-            if not -self._size <= position < self._size:
-                raise IndexError(f"position {position} out of range [0, {self._size})")
-            return int(self._apply(np.array([position % self._size]))[0])
-        positions = np.asarray(key)
-        if positions.dtype.kind not in "iu":
-            raise TypeError(
-                f"WindowOrder indices must be ints, slices or integer arrays. Received: {key!r}"
-            )
-        bad = (positions < -self._size) | (positions >= self._size)
-        if bad.any():
-            raise IndexError(f"position {int(positions[bad][0])} out of range [0, {self._size})")
-        positions = positions.astype(np.int64)
-        return self._apply(np.where(positions < 0, positions + self._size, positions))
-
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        if copy is False:
-            raise ValueError("a WindowOrder is computed, so np.asarray always copies")
-        order = self[:]
-        return order if dtype is None else order.astype(dtype)
+    def _apply_one(self, position: int) -> int:
+        return int(self._apply(np.array([position], dtype=np.int64))[0])
 
     def _apply(self, positions: np.ndarray) -> np.ndarray:
         # positions: int64 in [0, num_samples), any shape.

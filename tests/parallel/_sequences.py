@@ -99,3 +99,17 @@ class OpenCVThreads(Sequence):
         from seqpipe._core.opencv import opencv
 
         return np.array([opencv().getNumThreads()])
+
+
+class ChunkedArray:
+    """An in-memory array that says where its chunks start (as shard sources do)."""
+
+    def __init__(self, data, chunks):
+        self.data = np.asarray(data)
+        self.chunks = np.asarray(chunks, dtype=np.int64)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, key):
+        return self.data[key]

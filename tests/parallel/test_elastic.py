@@ -17,6 +17,8 @@ from seqpipe.parallel import OrderedEnqueuer
 from seqpipe.pipeline import Pipeline
 from seqpipe.transforms import Lambda
 
+from ._sequences import ChunkedArray
+
 EPOCHS = 2
 # How a segment computes batches: in the consumer's thread, threads, or processes.
 EXECUTORS = {"inline": (0, False), "threads": (2, False), "1 process": (1, True)}
@@ -30,7 +32,12 @@ def jitter(x, rng):
 
 def _pipeline(n, batch_size, shuffle):
     x = np.c_[np.arange(n, dtype=np.float64), np.zeros((n, 2))]
-    return Pipeline(x, batch_size=batch_size, shuffle=shuffle, seed=4) | Lambda(jitter, random=True)
+    kwargs = {}
+    if shuffle == "window":  # chunks of 1 to 7 samples, two to a window
+        x = ChunkedArray(x, list(range(0, n, 1 + n % 7)))
+        kwargs["window"] = 2
+    seq = Pipeline(x, batch_size=batch_size, shuffle=shuffle, seed=4, **kwargs)
+    return seq | Lambda(jitter, random=True)
 
 
 def _reference(n, shuffle):
@@ -95,7 +102,7 @@ segments = st.tuples(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(1, 30),
-    shuffle=st.sampled_from([False, True, "batch"]),
+    shuffle=st.sampled_from([False, True, "batch", "window"]),
     plan=st.lists(segments, min_size=2, max_size=4),
 )
 def test_segments_on_changing_topologies_deliver_every_sample_once(n, shuffle, plan):

@@ -77,8 +77,8 @@ def test_iterating_advances_the_epoch_only_after_a_whole_pass():
 
 
 @pytest.mark.parametrize("bad", [1, 1.0, 0, "yes", None, np.int64(1)])
-def test_shuffle_accepts_exactly_true_false_and_batch(bad):
-    expected = f"shuffle must be False, True or 'batch'. Received: shuffle={bad!r}"
+def test_shuffle_accepts_exactly_true_false_batch_and_window(bad):
+    expected = f"shuffle must be False, True, 'batch' or 'window'. Received: shuffle={bad!r}"
     with pytest.raises(ValueError, match=re.escape(expected)):
         Pipeline(_ids(10), batch_size=2, shuffle=bad)
     assert Pipeline(_ids(10), batch_size=2, shuffle=np.True_).shuffle is True
@@ -226,3 +226,35 @@ def test_nested_sources_give_nested_batches_and_round_trip_through_configs():
     assert again[1][1]["cls"][1].tolist() == [0, 1]
     with pytest.raises(ValueError, match=r"of one length. Received lengths \{'a': 6, 'b': 5\}"):
         Pipeline((x, {"a": x, "b": x[:5]}), batch_size=2)
+
+
+class _Chunked:
+    """A source of ``n`` ids in chunks starting at ``chunks``."""
+
+    def __init__(self, n, chunks):
+        self.chunks = np.asarray(chunks)
+        self._n = n
+
+    def __len__(self):
+        return self._n
+
+    def __getitem__(self, key):
+        return np.arange(self._n)[key]
+
+
+def test_window_shuffle_reads_window_by_window_and_needs_chunks():
+    chunks = [0, 10, 20, 30, 40, 50]  # six chunks of ten
+    p = Pipeline(_Chunked(60, chunks), batch_size=10, shuffle="window", window=2, seed=3)
+    epoch = [b.tolist() for b in p]
+    assert sorted(i for batch in epoch for i in batch) == list(range(60))
+    # Each window of two chunks is delivered whole before the next: 20 positions.
+    windows = [{i for batch in epoch[w : w + 2] for i in batch} for w in range(0, 6, 2)]
+    assert all(len({i // 10 for i in w}) == 2 for w in windows)
+    assert [b.tolist() for b in p] != epoch  # the next epoch, another order
+    assert p.identity()["window"] == 2 and p.identity()["shuffle"] == "window"
+    with pytest.raises(ValueError, match="no source here has them"):
+        Pipeline(np.arange(10), batch_size=2, shuffle="window")
+    with pytest.raises(ValueError, match="window= goes with shuffle='window'"):
+        Pipeline(np.arange(10), batch_size=2, shuffle=True, window=2)
+    with pytest.raises(ValueError, match="window must be an integer >= 1"):
+        Pipeline(_Chunked(60, chunks), shuffle="window", window=0)
