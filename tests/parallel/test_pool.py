@@ -3,6 +3,9 @@
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import time
 
 import cloudpickle
@@ -55,6 +58,35 @@ def test_max_retries_counts_retries_and_zero_fails_at_the_first_death():
         pool.shutdown()
     with pytest.raises(ValueError, match="max_retries must be an integer >= 0"):
         ProcessPool(1, max_retries=-1)
+
+
+# A file-size limit makes the kernel refuse posix_fallocate (EFBIG, as a full tmpfs gives
+# ENOSPC), whatever the free-space probe says: the check made on allocation.
+_REFUSED = textwrap.dedent(
+    """
+    import os, resource, signal, sys
+    from seqpipe.parallel.shm import NoSpace, SharedArrayPool
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4 << 20, resource.RLIM_INFINITY))
+    pool = SharedArrayPool(directory=sys.argv[1])
+    try:
+        pool.acquire(8 << 20)
+    except NoSpace as error:
+        print("refused:", error)
+    print(pool.acquire(2 << 20).size, sorted(os.listdir(sys.argv[1])) == [pool.prefix + "1"])
+    pool.close()
+    """
+)
+
+
+def test_a_segment_the_kernel_refuses_raises_no_space_and_leaves_no_file(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-c", _REFUSED, str(tmp_path)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    refused, kept = out.stdout.splitlines()
+    assert refused.startswith("refused: ") and "a batch needs 8.0 MiB" in refused
+    assert kept == f"{2 << 20} True" and os.listdir(tmp_path) == []
 
 
 # -- progress slots (NOTE [ Progress slot seqlock ] in parallel/worker.py) ----------------
