@@ -31,10 +31,10 @@ def test_cancelled_tickets_drop_their_batches_and_free_their_segments():
         kept = pool.submit(0, 10)
         ids, payload = kept.result()  # batches 0-9 arrived before it and were dropped
         assert ids.tolist() == [100] and payload.shape == (1 << 20,) and np.all(payload == 10)
-        assert kept.cancel() is False  # its result is taken: nothing left to drop
-        assert pool._results == {} and pool._cancelled == set()
         # Held: batch 10's segment; free: at most max_free_segments.
         assert len(leftover_segments(pool.shm.prefix)) <= 3
+        assert pool._results == {} and pool._cancelled == set()
+        assert kept.cancel() is False  # its result is taken: nothing left to drop
         again = pool.submit(0, 11)
         assert again.result()[0].tolist() == [110]
     finally:
