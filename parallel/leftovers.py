@@ -26,6 +26,7 @@ import re
 import secrets
 import socket
 import time
+from collections.abc import Callable
 
 # A temporary file this old is a leftover whatever wrote it: no save takes an hour.
 STALE_SECONDS = 3600.0
@@ -64,31 +65,15 @@ def segment_prefix() -> str:
 
 
 def remove_dead_segments(directory: str) -> list[str]:
-    """Removes the segments under ``directory`` whose creator is dead.
-
-    See NOTE [ Leftovers of killed processes ].
-
-    Args:
-        directory: where segments are created.
-
-    Returns:
-        The names removed.
-    """
+    """Removes the segments under ``directory`` whose creator is dead, and returns their
+    names (NOTE [ Leftovers of killed processes ])."""
     namespace = pid_namespace()
-    removed = []
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return removed
-    for name in names:
-        match = _SEGMENT.fullmatch(name)
-        if match is None or int(match[2]) != namespace or process_alive(int(match[1])):
-            continue
-        # Gone already (another pool starting), or another user's: not ours to remove.
-        with contextlib.suppress(FileNotFoundError, PermissionError):
-            os.unlink(os.path.join(directory, name))
-            removed.append(name)
-    return removed
+
+    def dead(entry: os.DirEntry) -> bool:
+        match = _SEGMENT.fullmatch(entry.name)
+        return match is not None and int(match[2]) == namespace and not process_alive(int(match[1]))
+
+    return _remove_where(directory, dead)
 
 
 def backup_temporary_prefix() -> str:
@@ -97,28 +82,32 @@ def backup_temporary_prefix() -> str:
 
 
 def remove_dead_temporaries(directory: str) -> list[str]:
-    """Removes the backup temporaries under ``directory`` that no running save writes.
-
-    See NOTE [ Leftovers of killed processes ].
-
-    Args:
-        directory: a backup directory.
-
-    Returns:
-        The names removed.
-    """
+    """Removes the backup temporaries under ``directory`` that no running save writes,
+    and returns their names (NOTE [ Leftovers of killed processes ])."""
     host = socket.gethostname()
-    removed = []
-    for entry in os.scandir(directory):
+
+    def dead(entry: os.DirEntry) -> bool:
         if not (entry.name.startswith(".backup-") and entry.name.endswith(".tmp")):
-            continue
+            return False
         match = _BACKUP_TEMPORARY.fullmatch(entry.name)
-        with contextlib.suppress(FileNotFoundError):
-            if match is not None and match[1] == host:
-                stale = not process_alive(int(match[2]))
-            else:  # another host's, or an older naming: only its age tells
-                stale = time.time() - entry.stat().st_mtime > STALE_SECONDS
-            if stale:
+        if match is not None and match[1] == host:
+            return not process_alive(int(match[2]))
+        # Another host's, or an older naming: only its age tells.
+        return time.time() - entry.stat().st_mtime > STALE_SECONDS
+
+    return _remove_where(directory, dead)
+
+
+def _remove_where(directory: str, leftover: Callable[[os.DirEntry], bool]) -> list[str]:
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        # Gone already (another process cleaning up), or another user's: not ours.
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if leftover(entry):
                 os.unlink(entry.path)
                 removed.append(entry.name)
     return removed
