@@ -15,7 +15,8 @@ the chief worker writes (weights are identical on every worker, and metric and l
 totals are read summed across workers); every worker reads the same file, and the
 workers check that they agree on ``(epoch, P)`` before training. The file is written
 under a temporary name, flushed, then renamed, so a crash leaves the previous backup or
-the new one, never a torn one.
+the new one, never a torn one; the temporary file of a save killed half-way is removed
+by the next save (NOTE [ Leftovers of killed processes ] in ``parallel/leftovers.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .._core.checks import check_writable_dir
+from .leftovers import backup_temporary_prefix, remove_dead_temporaries
 
 _FILE = "seqpipe-backup.npz"
 
@@ -159,7 +161,9 @@ class Backup:
         return steps_done % self.every == 0
 
     def save(self, state: Saved) -> None:
-        """Writes ``state`` atomically (chief only); see NOTE [ Exactly-once resume ]."""
+        """Writes ``state`` atomically (chief only); see NOTE [ Exactly-once resume ].
+
+        Temporary files of saves that were killed half-way are removed first."""
         if not self.chief:
             return
         parts = {"weights": state.weights, "optimizer": state.optimizer, "metrics": state.metrics}
@@ -177,7 +181,8 @@ class Backup:
         arrays = {"meta": np.array(json.dumps(meta))}
         for name, values in parts.items():
             arrays.update({f"{name}_{i}": np.asarray(v) for i, v in enumerate(values)})
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".backup-", suffix=".tmp")
+        remove_dead_temporaries(self.dir)
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=backup_temporary_prefix(), suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)

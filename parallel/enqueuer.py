@@ -54,20 +54,23 @@ class OrderedEnqueuer:
             ``(seed, epoch)``.
         seed: seed for ``shuffle`` (default 0).
         initial_state: a dict from `state` to resume from.
-        max_retries: workers one batch may kill before `WorkerCrashed` is raised (or
-            time out on before `BatchTimeout` is raised).
+        max_retries: times a batch is recomputed on a fresh worker after its worker
+            died (or overran ``batch_timeout``): a batch may cost ``max_retries + 1``
+            workers before `WorkerCrashed` (or `BatchTimeout`) is raised. Workers that
+            die while starting are restarted as often before `WorkerStartFailed`.
         start_method: ``'forkserver'`` (default), ``'spawn'`` or ``'fork'``; see
             NOTE [ Start method ] in ``parallel/pool.py``.
         batch_timeout: seconds one batch may take in a worker process; a batch taking
             longer is killed with its worker and recomputed on a fresh one, and after
-            ``max_retries`` timeouts `BatchTimeout` is raised. ``None`` (default) never
+            ``max_retries + 1`` timeouts `BatchTimeout` is raised. ``None`` (default) never
             kills, but warns naming the batch and the worker's pid when one batch has
             computed for 60 s. Needs ``use_multiprocessing=True``.
 
     Raises:
         ValueError: if ``initial_state`` is not a state, or does not belong to this
             sequence and settings (naming what differs), or is past the epoch's end;
-            or ``batch_timeout`` is not a positive number.
+            or ``max_retries`` is not an int >= 0, or ``batch_timeout`` is not a
+            positive number.
 
     Example:
         >>> import numpy as np
@@ -110,7 +113,7 @@ class OrderedEnqueuer:
             )
         self.shuffle = bool(shuffle)
         self.seed = seed
-        self.max_retries = max_retries
+        self.max_retries = check_int("max_retries", max_retries, 0)
         self.start_method = start_method
         self.batch_timeout = batch_timeout
         self._executor: Any = None

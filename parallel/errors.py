@@ -15,7 +15,8 @@ def batch_note(index: int, epoch: int) -> str:
 
 
 class WorkerCrashed(RuntimeError):
-    """A batch killed ``max_retries`` worker processes in a row.
+    """A batch killed ``max_retries + 1`` worker processes in a row: its first try and
+    every retry.
 
     Attributes:
         index: the batch index that kept killing workers.
@@ -26,14 +27,16 @@ class WorkerCrashed(RuntimeError):
         self.index = index
         self.exitcodes = list(exitcodes)
         super().__init__(
-            f"batch {index} killed {len(exitcodes)} worker processes (exit codes "
-            f"{self.exitcodes}); giving up on it. Negative codes are signals: -9 is "
+            f"batch {index} killed {len(exitcodes)} worker processes, its first try and "
+            f"max_retries={len(exitcodes) - 1} retries (exit codes {self.exitcodes}); "
+            f"giving up on it. Negative codes are signals: -9 is "
             f"SIGKILL (often the out-of-memory killer), -11 a segmentation fault"
         )
 
 
 class WorkerStartFailed(RuntimeError):
-    """``max_retries`` worker processes in a row died before they could run a batch.
+    """``max_retries + 1`` worker processes in a row died before they could run a batch
+    (the first and every restart).
 
     Attributes:
         exitcodes: the exit codes of those workers.
@@ -42,8 +45,9 @@ class WorkerStartFailed(RuntimeError):
     def __init__(self, exitcodes: list[int | None], start_method: str) -> None:
         self.exitcodes = list(exitcodes)
         super().__init__(
-            f"{len(exitcodes)} worker processes in a row exited while starting (exit codes "
-            f"{self.exitcodes}), before running any batch; their error is printed above, "
+            f"{len(exitcodes)} worker processes in a row exited while starting, the first "
+            f"and max_retries={len(exitcodes) - 1} restarts (exit codes {self.exitcodes}), "
+            f"before running any batch; their error is printed above, "
             f"on stderr. With start_method={start_method!r} each worker imports the main "
             f"module again: a script that starts an enqueuer must do so under "
             f"`if __name__ == '__main__':`, and the sequence must be importable in a new "
@@ -63,7 +67,8 @@ class RemoteTraceback(Exception):
 
 
 class BatchTimeout(TimeoutError):
-    """A batch overran ``batch_timeout`` on ``max_retries`` workers in a row.
+    """A batch overran ``batch_timeout`` on ``max_retries + 1`` workers in a row: its first
+    try and every retry.
 
     Attributes:
         index: the batch index.
@@ -77,8 +82,9 @@ class BatchTimeout(TimeoutError):
         self.exitcodes = list(exitcodes)
         super().__init__(
             f"batch {index} took longer than batch_timeout={seconds} s on "
-            f"{len(exitcodes)} worker processes in a row (each was killed and the batch "
-            f"recomputed); giving up on it. Its __getitem__ may hang (a deadlock, a stuck "
+            f"{len(exitcodes)} worker processes in a row, its first try and "
+            f"max_retries={len(exitcodes) - 1} retries (each worker was killed and the "
+            f"batch recomputed); giving up on it. Its __getitem__ may hang (a deadlock, a stuck "
             f"read) or need a larger batch_timeout"
         )
 

@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
+from .._core.checks import check_int
 from .errors import BatchTimeout, WorkerCrashed, WorkerStartFailed
 from .messages import Task
 
@@ -17,26 +18,30 @@ HANG_WARNING_SECONDS = 60.0
 class FailureLedger:
     """Counts, per batch, the workers that died or were killed computing it.
 
-    A batch is recomputed on a fresh worker until it has cost ``max_retries`` workers in
-    a row; then `charge` returns the error to deliver for it. Workers that die before
-    they reach their loop are counted apart: no batch is to blame for them.
+    A batch whose worker died is retried on a fresh worker ``max_retries`` times: the
+    ``max_retries + 1``-th worker it costs makes `charge` return the error to deliver for
+    it. Workers that die before they reach their loop are counted apart, with the same
+    limit: no batch is to blame for them.
 
     Args:
-        max_retries: workers one batch may cost (and workers in a row that may die while
-            starting) before giving up.
+        max_retries: times one batch is recomputed after its worker died or timed out
+            (and workers in a row restarted after dying while starting), an int >= 0.
         start_method: named in `WorkerStartFailed`.
         batch_timeout: named in `BatchTimeout`.
 
+    Raises:
+        ValueError: if ``max_retries`` is not an int >= 0.
+
     Example:
-        >>> ledger = FailureLedger(2, "forkserver", None)
-        >>> ledger.charge(Task(0, 7), -9, timed_out=False) is None
+        >>> ledger = FailureLedger(1, "forkserver", None)
+        >>> ledger.charge(Task(0, 7), -9, timed_out=False) is None  # one retry left
         True
         >>> ledger.charge(Task(0, 7), -9, timed_out=False).index
         7
     """
 
     def __init__(self, max_retries: int, start_method: str, batch_timeout: float | None) -> None:
-        self._max_retries = max_retries
+        self._max_retries = check_int("max_retries", max_retries, 0)
         self._start_method = start_method
         self._batch_timeout = batch_timeout
         self._kills: dict[Task, list[int | None]] = {}
@@ -54,7 +59,7 @@ class FailureLedger:
         counts = self._timeouts if timed_out else self._kills
         codes = counts.setdefault(culprit, [])
         codes.append(exitcode)
-        if len(codes) < self._max_retries:
+        if len(codes) <= self._max_retries:
             return None
         counts.pop(culprit)
         if timed_out:
@@ -65,15 +70,15 @@ class FailureLedger:
         """Records a dead worker's start.
 
         Raises:
-            WorkerStartFailed: at the ``max_retries``-th worker in a row that died before
-                its loop (say a script without a ``__main__`` guard, re-run by spawn or
+            WorkerStartFailed: at the ``max_retries + 1``-th worker in a row that died
+                before its loop (say a script without a ``__main__`` guard, re-run by spawn or
                 forkserver in every worker): replacing it would go on forever.
         """
         if booted:
             self._boot_failures.clear()
             return
         self._boot_failures.append(exitcode)
-        if len(self._boot_failures) >= self._max_retries:
+        if len(self._boot_failures) > self._max_retries:
             raise WorkerStartFailed(self._boot_failures, self._start_method)
 
 

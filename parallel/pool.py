@@ -49,17 +49,28 @@ _DEFAULT_SHUTDOWN_SECONDS = 5.0
 class Ticket:
     """A submitted batch: `result` waits for it (the pool's cheap stand-in for a Future)."""
 
-    __slots__ = ("_key", "_pool")
+    __slots__ = ("_key", "_pool", "_taken")
 
     def __init__(self, pool: ProcessPool, key: Task) -> None:
         self._pool, self._key = pool, key
+        self._taken = False
 
     def result(self) -> Any:
         """The batch, or raises what computing it raised."""
+        self._taken = True
         return self._pool.result(self._key)
 
     def cancel(self) -> bool:
-        """Nothing to do: `ProcessPool.shutdown` drops what was not delivered."""
+        """Drops the batch: at once if it has arrived, else when it arrives (a batch
+        already sent to a worker is still computed). Its shared-memory segment goes back
+        to the pool.
+
+        Returns:
+            ``False`` if `result` was already called (nothing left to drop), else ``True``.
+        """
+        if self._taken:
+            return False
+        self._pool.cancel(self._key)
         return True
 
 
@@ -69,8 +80,9 @@ class ProcessPool:
     Args:
         num_workers: processes to keep alive.
         start_method: ``'forkserver'`` (default), ``'spawn'`` or ``'fork'``.
-        max_retries: how many workers one batch may kill, or time out on, before it
-            fails with `WorkerCrashed` or `BatchTimeout`.
+        max_retries: times one batch is recomputed after killing its worker or timing
+            out on it; the ``max_retries + 1``-th such worker fails it with
+            `WorkerCrashed` or `BatchTimeout`.
         max_free_segments: free shared-memory segments kept for reuse (and mapped by
             each worker): the enqueuer passes ``max_queue_size + workers``.
         tasks_per_worker: most tasks sent ahead to one worker.
@@ -78,7 +90,7 @@ class ProcessPool:
             batch recomputed; ``None`` only warns after `failures.HANG_WARNING_SECONDS`.
 
     Raises:
-        ValueError: for a bad worker count, start method or timeout.
+        ValueError: for a bad worker count, start method, ``max_retries`` or timeout.
     """
 
     def __init__(
@@ -105,6 +117,7 @@ class ProcessPool:
         self._per_worker = max(1, tasks_per_worker)
         self._low = max(1, self._per_worker // 2)
         self._batch_timeout = batch_timeout
+        self._failures = FailureLedger(max_retries, method, batch_timeout)  # checks first
         self.shm = SharedArrayPool(max_free=max_free_segments)
         self._lender = SegmentLender(self.shm)
         self._wakeup = WakeUp()
@@ -113,8 +126,11 @@ class ProcessPool:
         self._pending: deque[Task | NewEpoch] = deque()
         self._sizes: dict[Task, int] = {}  # segment sizes to grant with tasks (`submit`)
         self._results: dict[tuple[int, int], tuple[bool, Any]] = {}
+        # Batches whose tickets were cancelled before they arrived; with `_results`,
+        # changed under `_results_lock` where a cancel may race a delivery.
+        self._cancelled: set[tuple[int, int]] = set()
+        self._results_lock = threading.Lock()
         self._failure: BaseException | None = None
-        self._failures = FailureLedger(max_retries, method, batch_timeout)
         self._processes = WorkerProcesses(
             self._ctx, num_workers, max_free_segments, self.shm, self._failures
         )
@@ -149,10 +165,11 @@ class ProcessPool:
         task = Task(epoch, index)
         if nbytes:
             self._sizes[task] = nbytes
-        self._pending.append(task)
         wakeup = self._wakeup
-        if wakeup.hungry:
-            wakeup.hungry = False
+        with wakeup.lock:  # NOTE [ Handing batches to the consumer ] in parallel/wakeup.py
+            self._pending.append(task)
+            must_wake, wakeup.hungry = wakeup.hungry, False
+        if must_wake:
             wakeup.wake()
         return Ticket(self, task)
 
@@ -165,8 +182,9 @@ class ProcessPool:
         entry = self._results.pop(key, None)
         while entry is None:
             wakeup = self._wakeup
-            wakeup.consumer_waiting = True
-            entry = self._results.pop(key, None)
+            with wakeup.lock:  # NOTE [ Handing batches to the consumer ]
+                wakeup.consumer_waiting = True
+                entry = self._results.pop(key, None)
             if entry is None:
                 if not self._thread.is_alive():
                     if isinstance(self._failure, WorkerStartFailed):
@@ -180,6 +198,12 @@ class ProcessPool:
         if ok:
             return value
         raise value
+
+    def cancel(self, key: Task) -> None:
+        """Drops the batch of ``key``: now if it has arrived, else when it arrives."""
+        with self._results_lock:
+            if self._results.pop(key, None) is None:
+                self._cancelled.add(key)
 
     def worker_pids(self) -> list[int]:
         """Pids of the live workers."""
@@ -285,8 +309,10 @@ class ProcessPool:
                     self._grant_ahead(worker, task, messages)
                 messages.append(task)
             self._flush(outgoing)
-            wakeup.hungry = any(len(w.tasks) < self._low for w in self._workers)
-            if not (wakeup.hungry and self._pending):
+            with wakeup.lock:
+                wakeup.hungry = any(len(w.tasks) < self._low for w in self._workers)
+                more = wakeup.hungry and bool(self._pending)
+            if not more:
                 return
 
     def _grant_ahead(self, worker: WorkerHandle, task: Task, messages: list[Any]) -> None:
@@ -329,7 +355,13 @@ class ProcessPool:
         self._deliver(key, ok, value)
 
     def _deliver(self, key: tuple[int, int], ok: bool, value: Any) -> None:
-        self._results[key] = (ok, value)
+        with self._results_lock:
+            if key in self._cancelled:
+                # Dropped: a batch in shared memory frees its segment with its arrays
+                # (NOTE [ When a segment is reused ] in parallel/shm.py).
+                self._cancelled.discard(key)
+                return
+            self._results[key] = (ok, value)
         self._wakeup.delivered = True
 
     def _watch(self) -> None:
@@ -352,7 +384,9 @@ class ProcessPool:
     def _stop_workers(self) -> None:
         self._processes.stop(self._join_timeout)
         self._pending.clear()
-        self._results.clear()
+        with self._results_lock:
+            self._results.clear()
+            self._cancelled.clear()
         self.shm.close()
 
 

@@ -25,7 +25,6 @@ import itertools
 import mmap
 import os
 import pickle
-import secrets
 import threading
 import weakref
 from collections import OrderedDict, deque
@@ -33,6 +32,8 @@ from multiprocessing import resource_tracker
 from typing import Any
 
 import numpy as np
+
+from .leftovers import remove_dead_segments, segment_prefix
 
 SHM_DIR = "/dev/shm"
 # Where segments are created; read when a pool starts, so a test or a container with a
@@ -70,11 +71,6 @@ def free_bytes(directory: str) -> int:
     """Bytes an unprivileged process may still allocate under ``directory``."""
     stats = os.statvfs(directory)
     return stats.f_bavail * stats.f_frsize
-
-
-def segment_prefix() -> str:
-    """A name prefix unique to one pool: ``seqpipe_<pid>_<random>_``."""
-    return f"seqpipe_{os.getpid()}_{secrets.token_hex(4)}_"
 
 
 def leftover_segments(prefix: str = "seqpipe_", directory: str | None = None) -> list[str]:
@@ -285,6 +281,9 @@ class _Segment:
 class SharedArrayPool:
     """The parent's pool of reusable shared-memory segments.
 
+    Starting, it removes the segments that killed processes left in ``directory``
+    (NOTE [ Leftovers of killed processes ] in ``parallel/leftovers.py``).
+
     Args:
         max_free: free segments kept for reuse; more are unlinked when released.
         directory: where segments are created (default: `shm_dir`, read now).
@@ -309,6 +308,7 @@ class SharedArrayPool:
                 f"the shared-memory directory {self.directory!r} does not exist; set "
                 f"{SHM_DIR_ENV} to a directory on a tmpfs (default {SHM_DIR})"
             )
+        remove_dead_segments(self.directory)
         self._prefix = segment_prefix()
         self._counter = itertools.count()
         self._lock = threading.Lock()

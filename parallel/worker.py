@@ -11,6 +11,20 @@ took longer than `_FLUSH_AFTER_SECONDS` (a slow task would delay the kept ones),
 sends them in one pipe write. Which task it is computing is never inferred from what it
 sent: it is written to the worker's progress slot (see `Progress`), which the parent
 reads when the worker dies or overruns ``batch_timeout``.
+
+NOTE [ Progress slot seqlock ]
+The parent reads a worker's slot while the worker may be writing it, and a SIGKILL may
+stop a write half-way. A sequence counter guards the slot (a seqlock): the writer makes
+it odd, writes the fields, then makes it even again; the reader copies the fields
+between two reads of one even counter value, else reads again, and after
+`_SLOT_READ_TRIES` reports no task. The watchdog then looks again in its next round,
+and a dead worker whose write was cut short has no batch charged: its batches are all
+recomputed. So a hang or a death is never charged to a task pieced together from two
+writes. Each field is one aligned double, stored and loaded whole; the counter and the
+fields are written by separate numpy calls, which no compiler reorders, and x86-64
+keeps stores in order and loads in order (TSO), all that a seqlock asks of the CPU. A
+weakly ordered CPU (aarch64) may make the stores visible out of order, which no
+Python-level fence can prevent: there the check is best effort.
 """
 
 from __future__ import annotations
@@ -43,56 +57,80 @@ from .messages import (
 from .shm import SegmentWriter, encode_small, pack, pack_in_place
 
 _ORPHAN_POLL_SECONDS = 0.2
+# Reads of a slot being written before `Progress.current` gives up for this time.
+_SLOT_READ_TRIES = 100
 _MAX_RESULTS = 16
 _FLUSH_AFTER_SECONDS = 0.0005
 
 
 class Progress:
-    """A worker's progress slot: four doubles in memory shared with the parent.
+    """A worker's progress slot: five doubles in memory shared with the parent.
 
-    ``[epoch, index, started, busy]``: the task being computed, when it started
-    (``time.monotonic``, the same clock in every process) and whether one is.
+    ``[sequence, epoch, index, started, busy]``: the task being computed, when it
+    started (``time.monotonic``, the same clock in every process) and whether one is,
+    guarded by a sequence counter (NOTE [ Progress slot seqlock ]).
+
+    Example:
+        >>> from multiprocessing import RawArray
+        >>> progress = Progress(RawArray("d", Progress.SIZE), 0)
+        >>> progress.begin(Task(2, 7))
+        >>> progress.current()[0]
+        Task(epoch=2, index=7)
+        >>> progress.end()
+        >>> progress.current() is None
+        True
     """
 
-    EPOCH, INDEX, STARTED, BUSY = range(4)
-    SIZE = 4
+    SEQUENCE, EPOCH, INDEX, STARTED, BUSY = range(5)
+    SIZE = 5
 
     def __init__(self, slots: Any, position: int) -> None:
         # A numpy view writes a slot several times faster than ctypes item access.
         self._slots = np.frombuffer(slots, dtype=np.float64)
         self._base = position * self.SIZE
 
+    def _write(self, first: int, values: tuple[float, ...]) -> None:
+        # One process writes a slot at a time: the parent before the worker starts,
+        # then the worker alone. An odd count left by a writer that died mid-write
+        # stays odd while this write runs.
+        slots, base = self._slots, self._base
+        writing = slots[base] + 1.0 if int(slots[base]) % 2 == 0 else slots[base]
+        slots[base] = writing
+        slots[base + first : base + first + len(values)] = values
+        slots[base] = writing + 1.0
+
     def begin(self, task: Task) -> None:
-        base = self._base
-        # BUSY is 0 here (set by `end`), so a reader never pairs BUSY with a torn task.
-        self._slots[base : base + 3] = (task.epoch, task.index, time.monotonic())
-        self._slots[base + self.BUSY] = 1.0
+        self._write(self.EPOCH, (task.epoch, task.index, time.monotonic(), 1.0))
 
     def end(self) -> None:
-        self._slots[self._base + self.BUSY] = 0.0
+        self._write(self.BUSY, (0.0,))
 
     def expect_boot(self) -> None:
         """Marks the slot idle and not yet booted (the parent, before starting a worker)."""
-        self._slots[self._base : self._base + self.SIZE] = (0.0, 0.0, -1.0, 0.0)
+        self._write(self.EPOCH, (0.0, 0.0, -1.0, 0.0))
 
     def boot(self) -> None:
         """Marks the worker as running its loop (the worker, first thing)."""
-        self._slots[self._base + self.STARTED] = 0.0
+        self._write(self.STARTED, (0.0,))
 
     def booted(self) -> bool:
         """Whether the worker reached its loop: one that died before did not fail a batch."""
+        # One double, written by one store: never torn.
         return bool(self._slots[self._base + self.STARTED] >= 0.0)
 
     def current(self) -> tuple[Task, float] | None:
-        """``(task, started)`` of the task being computed, or ``None`` when idle."""
-        base = self._base
-        for _ in range(3):  # the worker may be writing the slot: read until stable
-            values = self._slots[base : base + self.SIZE].tolist()
-            if values == self._slots[base : base + self.SIZE].tolist():
-                break
-        if not values[self.BUSY]:
-            return None
-        return Task(int(values[self.EPOCH]), int(values[self.INDEX])), values[self.STARTED]
+        """``(task, started)`` of the task being computed; ``None`` when idle, or when no
+        consistent copy could be read (a write in progress, or cut short by the worker's
+        death): then no batch is blamed (NOTE [ Progress slot seqlock ])."""
+        slots, base = self._slots, self._base
+        for _ in range(_SLOT_READ_TRIES):
+            sequence = slots[base]
+            if int(sequence) % 2 == 0:
+                _, epoch, index, started, busy = slots[base : base + self.SIZE].tolist()
+                if slots[base] == sequence:
+                    return (Task(int(epoch), int(index)), started) if busy else None
+            os.sched_yield()  # let a writer on this core finish
+        return None
 
 
 def _exit_when_orphaned(parent_pid: int) -> None:

@@ -1,10 +1,11 @@
-"""`FileStore`: reads the files of one `Location`, keeping this process's open handles.
+"""`FileStore`: reads the files of one `Location`, keeping a few of this process's open
+handles (NOTE [ Open file handles ] in ``sources/_open_files.py``).
 
 Remote reads go through `FileStore.read_range` and `FileStore.read_file`. They retry
 transient failures (HTTP 500/503, throttling, connection resets) with exponential
 backoff and map a missing object, bucket or permission to an error naming the URI
 without its secrets (`with_retries`), and they count requests and bytes per process
-(`fetch_counters`) for the tests and benchmarks. What is pickled is the
+(`fetch_counters`, safe across threads) for the tests and benchmarks. What is pickled is the
 `Location`, never a handle (NOTE [ Remote files in worker processes ] in
 ``sources/_locations.py``).
 """
@@ -12,11 +13,15 @@ without its secrets (`with_retries`), and they count requests and bytes per proc
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, TypeVar
 
+from .._core.checks import check_int
 from ._disk_cache import DiskCache
 from ._locations import Location
+from ._open_files import OpenFiles
 from ._retries import with_retries
 
 if TYPE_CHECKING:
@@ -26,21 +31,32 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# Successful fetches of this process (a retried request counts once) and their bytes.
+# Successful fetches of this process (a retried request counts once) and their bytes,
+# counted by every decoding thread: changed under the lock.
 _counters = {"requests": 0, "bytes": 0}
+_counters_lock = threading.Lock()
 
 
 def fetch_counters() -> dict[str, int]:
     """Returns ``{"requests", "bytes"}`` fetched from remote storage by this process."""
-    return dict(_counters)
+    with _counters_lock:
+        return dict(_counters)
 
 
 class FileStore:
     """Reads files of one `Location`, with retries and an optional local `DiskCache`.
 
+    Remote handles are kept for reuse (opening one costs a request), at most
+    ``max_open`` of them; local files are closed after each use (opening one costs a
+    system call).
+
     Args:
         location: where the files are.
         cache: a `DiskCache` for remote bytes, or ``None``.
+        max_open: remote handles kept open by this process.
+
+    Raises:
+        ValueError: if ``max_open`` is not an integer >= 1.
 
     Example:
         >>> store = FileStore(Location())
@@ -48,10 +64,13 @@ class FileStore:
         True
     """
 
-    def __init__(self, location: Location, cache: DiskCache | None = None) -> None:
+    def __init__(
+        self, location: Location, cache: DiskCache | None = None, max_open: int = 64
+    ) -> None:
         self.location = location
         self.cache = None if location.is_local else cache
-        self._files: dict[tuple[int, str], pa.NativeFile] = {}
+        check_int("max_open_files", max_open, 1)
+        self._handles = OpenFiles(0 if location.is_local else max_open)
 
     def check_saveable(self, owner: str) -> None:
         """Raises `ValueError` when the files were given by a filesystem object: a config
@@ -103,39 +122,37 @@ class FileStore:
         infos = self.call(lambda fs: fs.get_file_info(selector), root)
         return sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path)
 
-    def open(self, path: str) -> pa.NativeFile:
-        """This process's open random-access handle on ``path`` (kept: opening costs a
-        request on object stores). Call it inside `call`."""
-        key = (os.getpid(), path)
-        handle = self._files.get(key)
-        if handle is None:
-            handle = self._files[key] = self.location.open().open_input_file(path)
-        return handle
+    @contextmanager
+    def opened(self, path: str, fresh: bool = False) -> Iterator[pa.NativeFile]:
+        """A random-access handle on ``path`` for this thread, until the block ends: an
+        idle one of this process (unless ``fresh``), or a new one. A handle whose block
+        raised is closed, never reused. Use it inside `call`."""
+
+        def opener() -> pa.NativeFile:
+            return self.location.open().open_input_file(path)
+
+        with self._handles.lease(path, opener, fresh) as handle:
+            yield handle
 
     def _fetch(self, path: str, offset: int, length: int | None) -> bytes:
         def read(fs: pafs.FileSystem) -> bytes:
             if length is None:
                 with fs.open_input_stream(path) as stream:
                     return stream.read()
-            key = (os.getpid(), path)
-            if key in self._files:
-                try:
-                    return self._files[key].read_at(length, offset)
-                except OSError:
-                    # Reopen: the object may be gone or replaced, and a retry wants a
-                    # fresh handle anyway.
-                    del self._files[key]
-            return self.open(path).read_at(length, offset)
+            try:
+                with self.opened(path) as handle:
+                    return handle.read_at(length, offset)
+            except OSError:
+                # A kept handle on an object since deleted or replaced fails obscurely;
+                # a new one fails naming the cause (or reads the new object).
+                with self.opened(path, fresh=True) as handle:
+                    return handle.read_at(length, offset)
 
         data = self.call(read, path)
-        _counters["requests"] += 1
-        _counters["bytes"] += len(data)
+        with _counters_lock:
+            _counters["requests"] += 1
+            _counters["bytes"] += len(data)
         return data
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Handles belong to this process; another opens its own (NOTE [ Remote files in
-        # worker processes ] in _locations.py).
-        return {**self.__dict__, "_files": {}}
 
     def read_range(self, path: str, offset: int, length: int, version: str) -> bytes:
         """Bytes ``[offset, offset + length)`` of ``path``, from the cache when it has them.

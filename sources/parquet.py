@@ -2,8 +2,11 @@
 
 NOTE [ Row groups ]
 A Parquet file is read by row group. The source lists its files and reads their footers
-once, in the process that builds it (the footers travel with it to worker processes), and
-then reads only the row groups a request touches: a local file through pyarrow's native
+once, in the process that builds it, one file open at a time (the row counts that map
+sample ids to files are in the footers; the footers, not handles, travel with it to
+worker processes), and then reads only the row groups a request touches, opening only
+the files they are in, at most ``max_open_files`` at once (NOTE [ Open file handles ]
+in ``sources/_open_files.py``): a local file through pyarrow's native
 reader, a remote one by ranged reads of exactly the column chunks asked for (through a
 `FileStore`: retries, optional disk cache; NOTE [ Remote files in worker processes ] in
 ``sources/_locations.py``). Decoded groups are kept up to a byte budget (least
@@ -38,6 +41,7 @@ from ..transforms import ArraySource
 from ._disk_cache import DiskCache
 from ._file_store import FileStore, version_of
 from ._locations import resolve
+from ._open_files import OpenFiles
 from ._redaction import redact
 
 DECODE_THREADS = 2
@@ -135,13 +139,17 @@ class ParquetSource(ArraySource):
         cache_dir: a local directory keeping the remote column chunks fetched, shared
             by processes (each chunk is fetched once); ``None``: no disk cache.
         cache_dir_bytes: budget of ``cache_dir``; least recently read chunks are dropped.
+        max_open_files: files each process keeps open (least recently used closed
+            first; a thread reading a file holds it open meanwhile), for datasets of
+            more files than ``ulimit -n`` allows; remote files count their handles.
 
     Raises:
         FileNotFoundError: if ``path`` (or its bucket) does not exist or a directory
             holds no files, naming the URI.
         PermissionError: if access is denied, naming the URI.
         ValueError: if a file is not Parquet, files disagree on the columns, the URI is
-            malformed or of an unknown scheme, or ``cache_dir`` is not writable.
+            malformed or of an unknown scheme, ``cache_dir`` is not writable, or
+            ``max_open_files`` is not an integer >= 1.
         KeyError: for a column that is not in the files (the message lists them).
 
     Example:
@@ -160,6 +168,7 @@ class ParquetSource(ArraySource):
         filesystem: pafs.FileSystem | None = None,
         cache_dir: str | os.PathLike | None = None,
         cache_dir_bytes: int = 16 * 2**30,
+        max_open_files: int = 64,
     ) -> None:
         location, inner = resolve(path, filesystem)
         self.path = os.fspath(path)
@@ -167,7 +176,8 @@ class ParquetSource(ArraySource):
         self.cache_dir = None if cache_dir is None else os.fspath(cache_dir)
         self.cache_dir_bytes = cache_dir_bytes
         disk = None if cache_dir is None else DiskCache(cache_dir, cache_dir_bytes)
-        self._store = FileStore(location, disk)
+        self._store = FileStore(location, disk, max_open_files)
+        self.max_open_files = max_open_files
         infos = self._list(inner.rstrip("/") or inner)
         self.files = [info.path for info in infos]
         self._sizes = [info.size for info in infos]
@@ -213,10 +223,12 @@ class ParquetSource(ArraySource):
         raise FileNotFoundError(f"Parquet path not found: {self._store.uri(inner)}")
 
     def _read_footer(self, info: pafs.FileInfo) -> pq.FileMetaData:
+        def read(fs: pafs.FileSystem) -> pq.FileMetaData:
+            with self._store.opened(info.path) as handle:
+                return pq.read_metadata(handle)
+
         try:
-            return self._store.call(
-                lambda fs: pq.read_metadata(self._store.open(info.path)), info.path
-            )
+            return self._store.call(read, info.path)
         except pa.ArrowInvalid as error:
             raise ValueError(
                 f"{self._store.uri(info.path)} is not a readable Parquet file: {error}"
@@ -227,7 +239,10 @@ class ParquetSource(ArraySource):
     def _reset(self) -> None:
         """Forgets handles, threads and decoded groups (after a fork or unpickling)."""
         self._pid = os.getpid()
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        # Readers by file index, leased by one thread at a time (a ParquetFile is not
+        # safe to share): NOTE [ Open file handles ].
+        self._readers = OpenFiles(self.max_open_files)
         self._pool: ThreadPoolExecutor | None = None
         self._pending: dict[int, Future] = {}
         self._cache: OrderedDict[int, Decoded] = OrderedDict()
@@ -237,26 +252,18 @@ class ParquetSource(ArraySource):
         if self._pid != os.getpid():
             self._reset()
 
-    def _file(self, index: int) -> pq.ParquetFile:
-        """This thread's reader of file ``index`` (readers are not shared by threads)."""
-        handles = self._local.__dict__.setdefault("handles", {})
-        handle = handles.get(index)
-        if handle is None:
-            path, metadata = self.files[index], self._metadata[index]
-            if self._store.location.is_local:
-                handle = pq.ParquetFile(path, metadata=metadata)
-            else:
-                chunks = [
-                    self._chunk_range(metadata.row_group(g).column(j))
-                    for g in range(metadata.num_row_groups)
-                    for j in range(metadata.num_columns)
-                ]
-                remote = _RangeFile(
-                    self._store, path, self._sizes[index], self._versions[index], chunks
-                )
-                handle = pq.ParquetFile(pa.PythonFile(remote, mode="r"), metadata=metadata)
-            handles[index] = handle
-        return handle
+    def _open_reader(self, index: int) -> pq.ParquetFile:
+        """A new reader of file ``index``, its footer taken from ``_metadata``."""
+        path, metadata = self.files[index], self._metadata[index]
+        if self._store.location.is_local:
+            return pq.ParquetFile(path, metadata=metadata)
+        chunks = [
+            self._chunk_range(metadata.row_group(g).column(j))
+            for g in range(metadata.num_row_groups)
+            for j in range(metadata.num_columns)
+        ]
+        remote = _RangeFile(self._store, path, self._sizes[index], self._versions[index], chunks)
+        return pq.ParquetFile(pa.PythonFile(remote, mode="r"), metadata=metadata)
 
     @staticmethod
     def _chunk_range(column: Any) -> tuple[int, int]:
@@ -267,7 +274,8 @@ class ParquetSource(ArraySource):
 
     def _decode(self, k: int) -> Decoded:
         f, g = self._groups[k]
-        table = self._file(f).read_row_group(g, columns=self.columns, use_threads=False)
+        with self._readers.lease(f, lambda: self._open_reader(f)) as reader:
+            table = reader.read_row_group(g, columns=self.columns, use_threads=False)
         decoded: Decoded = {}
         for c in self.columns:
             chunks, row = [], 0
@@ -284,10 +292,17 @@ class ParquetSource(ArraySource):
             self._pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="seqpipe-parquet")
         self._pending[k] = self._pool.submit(self._decode, k)
 
-    def _decoded(self, groups: list[int]) -> dict[int, Decoded]:
-        """Groups ``groups``, decoding the missing ones in parallel."""
-        for k in groups:
-            self._submit(k)
+    def _decoded(self, groups: list[int], ahead: range = range(0)) -> dict[int, Decoded]:
+        """Groups ``groups``, decoding the missing ones in parallel, and groups ``ahead``
+        submitted for decoding after them."""
+        # One request at a time changes the cache: threads of a ThreadExecutor share
+        # this source.
+        with self._lock:
+            for k in (*groups, *ahead):
+                self._submit(k)
+            return self._collect(groups)
+
+    def _collect(self, groups: list[int]) -> dict[int, Decoded]:
         out = {}
         for k in groups:
             if k in self._cache:
@@ -326,12 +341,10 @@ class ParquetSource(ArraySource):
         bounds = np.flatnonzero(np.diff(group_of)) + 1
         runs = np.split(np.arange(len(ids)), bounds)
         groups = [int(group_of[run[0]]) for run in runs]
-        decoded = self._decoded(groups)
+        ahead = range(0)
         if sequential and self._store.location.is_local:
-            for k in range(
-                groups[-1] + 1, min(groups[-1] + 1 + READAHEAD_GROUPS, len(self._groups))
-            ):
-                self._submit(k)
+            ahead = range(groups[-1] + 1, min(groups[-1] + 1 + READAHEAD_GROUPS, len(self._groups)))
+        decoded = self._decoded(groups, ahead)
         first = decoded[groups[0]]
         out = {
             c: np.empty((len(ids), *chunks[0][1].shape[1:]), chunks[0][1].dtype)
@@ -398,11 +411,12 @@ class ParquetSource(ArraySource):
             "cache_bytes": self.cache_bytes,
             "cache_dir": self.cache_dir,
             "cache_dir_bytes": self.cache_dir_bytes,
+            "max_open_files": self.max_open_files,
         }
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for name in ("_local", "_pool", "_pending", "_cache", "_pid"):
+        for name in ("_lock", "_readers", "_pool", "_pending", "_cache", "_pid"):
             del state[name]
         return state
 

@@ -6,6 +6,8 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from .randomness import as_generator
 from .transformed_source import TransformedSource
 
@@ -151,6 +153,8 @@ class RandomTransform(Transform):
 
 
 def _function_path(fn: Callable) -> str:
+    if isinstance(fn, np.ufunc) and getattr(np, fn.__name__, None) is fn:
+        return f"numpy:{fn.__name__}"  # numpy 1's ufuncs have no __module__ nor __qualname__
     module = getattr(fn, "__module__", None)
     qualname = getattr(fn, "__qualname__", "")
     if not module or "<" in qualname or module == "__main__":

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import tempfile
 
+# Names of temporaries start with it, so that sweeps of stale ones can find them.
+PARTIAL_PREFIX = ".partial-"
+
 
 def write_atomically(path: str, data: bytes) -> None:
     """Writes ``data`` to ``path`` through a temporary file in its directory and a rename.
@@ -21,7 +24,7 @@ def write_atomically(path: str, data: bytes) -> None:
         >>> write_atomically(path, b"abc"); open(path, "rb").read()
         b'abc'
     """
-    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".partial-")
+    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=PARTIAL_PREFIX)
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(data)

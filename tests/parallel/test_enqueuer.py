@@ -13,7 +13,14 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from seqpipe.parallel import BatchTimeout, OrderedEnqueuer, RemoteTraceback, WorkerCrashed, failures
+from seqpipe.parallel import (
+    BatchTimeout,
+    OrderedEnqueuer,
+    RemoteTraceback,
+    WorkerCrashed,
+    failures,
+    shm,
+)
 from seqpipe.parallel.direct import plan_direct_read
 from seqpipe.parallel.shm import SHM_DIR_ENV, leftover_segments
 from seqpipe.pipeline import Pipeline
@@ -41,7 +48,7 @@ def _alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped between open and read
         return False
 
 
@@ -170,10 +177,12 @@ def test_sigkilled_worker_is_replaced_and_nothing_is_lost_or_repeated():
 
 
 def test_a_batch_that_keeps_killing_workers_raises_naming_it():
-    with OrderedEnqueuer(Killing(10, bad=6), use_multiprocessing=True, max_retries=2) as enqueuer:
+    # max_retries counts retries: the first try and one retry, two workers killed.
+    with OrderedEnqueuer(Killing(10, bad=6), use_multiprocessing=True, max_retries=1) as enqueuer:
         enqueuer.start(workers=2)
         got = []
-        with pytest.raises(WorkerCrashed, match="batch 6 killed 2 worker") as info:
+        message = "batch 6 killed 2 worker processes, its first try and max_retries=1 retries"
+        with pytest.raises(WorkerCrashed, match=message) as info:
             for batch in enqueuer.iter_epoch():
                 got.append(batch[0][0])
     assert got == [0, 10, 20, 30, 40, 50]
@@ -371,7 +380,10 @@ def test_a_script_without_a_main_guard_fails_with_the_fix_instead_of_respawning(
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=100)
     assert out.returncode == 1
     last = out.stderr.strip().splitlines()[-1]
-    assert last.startswith("seqpipe.parallel.errors.WorkerStartFailed: 3 worker processes in a row")
+    assert last.startswith(
+        "seqpipe.parallel.errors.WorkerStartFailed: 4 worker processes in a row exited while "
+        "starting, the first and max_retries=3 restarts"
+    )
     assert "if __name__ == '__main__':" in last
 
 
@@ -489,6 +501,10 @@ def test_argument_errors():
         next(enqueuer.get())
     with pytest.raises(ValueError, match="start_method"):
         OrderedEnqueuer(Ids(3), use_multiprocessing=True, start_method="teleport").start(2)
+    for bad in (-1, 1.5, True):
+        message = rf"max_retries must be an integer >= 0\. Received: max_retries={bad}"
+        with pytest.raises(ValueError, match=message):
+            OrderedEnqueuer(Ids(3), use_multiprocessing=True, max_retries=bad)
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
@@ -520,10 +536,12 @@ def test_a_hung_batch_is_killed_and_recomputed_on_a_fresh_worker(tmp_path):
 
 def test_a_batch_that_keeps_hanging_raises_batch_timeout_naming_it(tmp_path):
     seq = Hangs(10, bad=3, marker_dir=str(tmp_path), times=10**6)
-    enqueuer = OrderedEnqueuer(seq, use_multiprocessing=True, batch_timeout=0.5, max_retries=2)
+    enqueuer = OrderedEnqueuer(seq, use_multiprocessing=True, batch_timeout=0.5, max_retries=1)
     enqueuer.start(workers=2)
     got = []
-    with pytest.raises(BatchTimeout, match=r"batch 3 took longer than batch_timeout=0.5 s") as info:
+    with pytest.raises(
+        BatchTimeout, match=r"batch 3 took longer than batch_timeout=0.5 s on 2 worker processes"
+    ) as info:
         for batch in enqueuer.iter_epoch():
             got.append(int(batch[0][0]))
     assert got == [0, 10, 20]
@@ -557,11 +575,26 @@ def test_batch_timeout_argument_errors():
 # -- a small /dev/shm -------------------------------------------------------------------
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path, monkeypatch):
-    """A real 16 MiB tmpfs, set as SEQPIPE_SHM_DIR (needs root, or skips)."""
+_SMALL = 16 << 20
+
+
+@pytest.fixture(params=["tmpfs", "probe"])
+def small_tmpfs(request, tmp_path, monkeypatch):
+    """A 16 MiB SEQPIPE_SHM_DIR: a real tmpfs (needs mount rights, or skips), or a
+    directory whose free-space probe reports what a 16 MiB filesystem would have left
+    (runs anywhere)."""
     mount_point = tmp_path / "shm"
     mount_point.mkdir()
+    if request.param == "probe":
+
+        def free_bytes(directory):
+            allocated = sum(e.stat().st_blocks * 512 for e in os.scandir(directory))
+            return max(0, _SMALL - allocated)
+
+        monkeypatch.setattr(shm, "free_bytes", free_bytes)
+        monkeypatch.setenv(SHM_DIR_ENV, str(mount_point))
+        yield str(mount_point)
+        return
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)],
         capture_output=True,

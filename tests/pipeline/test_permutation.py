@@ -82,8 +82,9 @@ def test_bad_arguments_are_named():
             p[bad]
     with pytest.raises(TypeError, match="integer arrays"):
         p[np.array([0.5])]
-    with pytest.raises(ValueError, match="copies"):
-        np.asarray(p, copy=False)
+    if np.lib.NumpyVersion(np.__version__) >= "2.0.0":  # asarray(copy=) is numpy 2's
+        with pytest.raises(ValueError, match="copies"):
+            np.asarray(p, copy=False)
 
 
 @settings(max_examples=100, deadline=None)
