@@ -14,11 +14,12 @@ replaced, or when there was no room).
 
 from __future__ import annotations
 
-import sys
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..pipeline import Pipeline
+from ..pipeline.batches import BATCHES, SINGLE, TUPLE
 from .shm import OUT_OF_BAND_MIN_BYTES, align
 
 
@@ -62,23 +63,19 @@ def plan_direct_read(sequence: Any, index: int) -> DirectRead | None:
         >>> layout.views(np.empty(layout.nbytes, np.uint8)).shape
         (4, 64, 64)
     """
-    module = sys.modules.get("seqpipe.pipeline.pipeline")
-    if module is None:
-        return None  # nothing has imported Pipeline, so this is not one
-    pipeline = module.Pipeline
     kind = type(sequence)
     if not (
-        isinstance(sequence, pipeline)
-        and kind.__getitem__ is pipeline.__getitem__
-        and kind.get_batch is pipeline.get_batch
+        isinstance(sequence, Pipeline)
+        and kind.__getitem__ is Pipeline.__getitem__
+        and kind.get_batch is Pipeline.get_batch
         and not sequence.transforms
-        and sequence.structure != module.BATCHES
+        and sequence.structure != BATCHES
     ):
         return None
     sources = sequence.sources
-    if sequence.structure == module.SINGLE:
+    if sequence.structure == SINGLE:
         keys, items = None, [sources]
-    elif sequence.structure == module.TUPLE:
+    elif sequence.structure == TUPLE:
         keys, items = tuple(range(len(sources))), list(sources)
     else:
         keys, items = tuple(sources), list(sources.values())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import os
 import secrets
@@ -15,45 +14,13 @@ import numpy as np
 
 from .._core.checks import check_int
 from .._core.hooks import provide, provided
-from ..sources.nested import nest
 from ..transforms import Transform, as_transform, random_for
-from .batches import BATCHES, DICT, SINGLE, TUPLE, attach_weights, leading_dim
-from .config import pipeline_config, pipeline_from_config, serialize
+from .batches import BATCHES, attach_weights, leading_dim
+from .config import pipeline_config, pipeline_from_config
+from .identity import pipeline_identity
 from .plan import BatchPlan, EpochPlan, check_shuffle
 from .sequence import Sequence
-
-# Names the construction of epoch orders and of sharded steps in states and backups: a
-# state saved under another construction described other batches and must not resume.
-ORDER_VERSION = "prefix-steps-1"
-
-
-def _is_batch_level(source: Any) -> bool:
-    # Keras Sequences/PyDatasets and our own all have on_epoch_end; arrays do not.
-    return isinstance(source, Sequence) or hasattr(source, "on_epoch_end")
-
-
-def _check_source(name: str, source: Any) -> int:
-    if not (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
-        raise TypeError(
-            f"source {name} must be array-like (len and __getitem__). Received: {source!r}"
-        )
-    return len(source)
-
-
-def _chunks_of(sources: Any, structure: str) -> tuple[int, ...]:
-    # shuffle='window' permutes the chunks of the first source that has them.
-    found = {DICT: lambda: sources.values(), TUPLE: lambda: sources}.get(
-        structure, lambda: [sources]
-    )
-    for source in found():
-        chunks = getattr(source, "chunks", None)
-        if chunks is not None:
-            return tuple(np.asarray(chunks).tolist())
-    raise ValueError(
-        f"shuffle='window' permutes the chunks of a chunked source (TFRecordSource, "
-        f"WebDatasetSource, ParquetSource: a `chunks` array of first sample ids), and "
-        f"no source here has them. Received: {sources!r}"
-    )
+from .structure import arrange_sources, chunks_of, read_sources
 
 
 class Pipeline(Sequence):
@@ -116,22 +83,7 @@ class Pipeline(Sequence):
         drop_remainder: bool = False,
         window: int | None = None,
     ) -> None:
-        if _is_batch_level(sources):
-            structure, length = BATCHES, _check_source("sequence", sources)
-        elif isinstance(sources, Mapping):
-            structure = DICT
-            sources = {k: nest(s) for k, s in sources.items()}
-            lengths = {k: _check_source(repr(k), s) for k, s in sources.items()}
-            length = self._common_length(lengths)
-        elif isinstance(sources, tuple | list):
-            structure = TUPLE
-            sources = tuple(nest(s) for s in sources)
-            lengths = {i: _check_source(str(i), s) for i, s in enumerate(sources)}
-            length = self._common_length(lengths)
-        else:
-            structure, length = SINGLE, _check_source("0", sources)
-        if length == 0:
-            raise ValueError(f"sources must hold at least one sample. Received: {sources!r}")
+        sources, structure, length = arrange_sources(sources)
         self.seed_was_drawn = seed is None
         if seed is None:
             seed = secrets.randbits(32)
@@ -150,7 +102,7 @@ class Pipeline(Sequence):
             seed=seed,
             drop_remainder=False if batch_level else drop_remainder,
             window=(8 if window is None else window) if windowed else 0,
-            chunks=_chunks_of(sources, structure) if windowed else (),
+            chunks=chunks_of(sources, structure) if windowed else (),
         )
         self._batch_size = None if batch_level else self._plan.batch_size
         self.epoch = 0
@@ -158,14 +110,6 @@ class Pipeline(Sequence):
         # of a 'batch' order), or None (NOTE [ Elastic resume ] in parallel/enqueuer.py).
         self._resumed: tuple[int, int, int | None] | None = None
         self._identity: dict[str, Any] | None = None
-
-    @staticmethod
-    def _common_length(lengths: dict[Any, int]) -> int:
-        if not lengths:
-            raise ValueError("Pipeline needs at least one source")
-        if len(set(lengths.values())) != 1:
-            raise ValueError(f"all sources must have the same length. Received lengths {lengths}")
-        return next(iter(lengths.values()))
 
     # -- read-only description -------------------------------------------------------
 
@@ -310,25 +254,7 @@ class Pipeline(Sequence):
             if out is not None:
                 raise ValueError("out= needs array sources, not a wrapped Sequence")
             return self._sources[int(spec.indices[0])]
-        key = self.read_key(spec)
-
-        def read(source: Any, target: np.ndarray | None) -> Any:
-            if target is None:
-                return source[key]
-            if hasattr(source, "read_into"):
-                return source.read_into(key, target)
-            np.copyto(target, source[key], casting="no")
-            return target
-
-        if self._structure == SINGLE:
-            return read(self._sources, out)
-        if self._structure == TUPLE:
-            targets = (None,) * len(self._sources) if out is None else out
-            return tuple(map(read, self._sources, targets))
-        return {
-            name: read(source, None if out is None else out[name])
-            for name, source in self._sources.items()
-        }
+        return read_sources(self._sources, self._structure, self.read_key(spec), out)
 
     def on_epoch_end(self) -> None:
         """Advances to the next epoch (and forwards to a wrapped Sequence)."""
@@ -378,43 +304,11 @@ class Pipeline(Sequence):
         return self._cursor(epoch)[1] or self._plan.batch_size
 
     def identity(self) -> dict[str, Any]:
-        """What a saved position must match to mean the same samples: JSON-able.
-
-        ``{"order", "num_samples", "shuffle", "seed", "data"}``: the order's
-        construction, the sample count, the shuffle mode, the seed where it matters
-        (shuffling or random transforms; else ``None``), and a hash of the sources'
-        description (their configs: paths, datasets, shapes; in-memory arrays by shape
-        and dtype, not by content). The topology (shards, batch size) is not part of it.
-        """
+        """What a saved position must match to mean the same samples: JSON-able
+        (`pipeline.identity.pipeline_identity`; the topology is not part of it)."""
         if self._identity is None:
-            plan = self._plan
-            random = any(getattr(t, "random", False) for t in self._transforms)
-            self._identity = {
-                "order": ORDER_VERSION,
-                "num_samples": plan.num_samples,
-                "shuffle": plan.shuffle,
-                "seed": plan.seed if plan.shuffle or random else None,
-                "data": self._data_digest(),
-            }
-            if plan.shuffle == "window":
-                self._identity["window"] = plan.window
+            self._identity = pipeline_identity(self)
         return dict(self._identity)
-
-    def _data_digest(self) -> str:
-        def describe(source: Any) -> Any:
-            try:
-                return serialize(source, "source", external_sources=True)
-            except ValueError:  # a source without a saveable config: its kind and size
-                return [type(source).__qualname__, len(source)]
-
-        if self._structure == DICT:
-            described: Any = {str(k): describe(s) for k, s in self._sources.items()}
-        elif self._structure == TUPLE:
-            described = [describe(s) for s in self._sources]
-        else:
-            described = describe(self._sources)
-        text = json.dumps([self._structure, described], sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def with_seed(self, seed: int) -> Pipeline:
         """This pipeline with another seed (e.g. one agreed on by several processes).

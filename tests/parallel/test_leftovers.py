@@ -45,8 +45,14 @@ def test_a_new_pool_removes_the_segments_of_killed_runs_and_keeps_live_ones(tmp_
             child.communicate(timeout=30)
 
 
+def _saved(weights):
+    """A backup's content with ``weights`` as the model's only weight array."""
+    topology = {"workers": 1, "replicas": 1, "batch_size": 2}
+    return Saved(1, 2, None, topology, [0.5], 4.0, 1, [weights], [np.ones(3)], [])
+
+
 def _state(size):
-    return Saved(1, 2, 0.5, 4.0, [np.arange(size, dtype=np.float64)], [np.ones(3)], [])
+    return _saved(np.arange(size, dtype=np.float64))
 
 
 # Saves a 160 MB backup over and over, until it is killed.
@@ -55,9 +61,10 @@ _SAVER = textwrap.dedent(
     import sys
     sys.path.insert(0, {root!r})
     import numpy as np
-    from seqpipe.parallel.backup import Backup, Saved
+    from seqpipe.parallel.backup import Backup
+    from tests.parallel.test_leftovers import _saved
     backup = Backup({directory!r}, 1, {{"model": "m"}}, chief=True)
-    state = Saved(1, 2, 0.5, 4.0, [np.zeros(20_000_000)], [np.ones(3)], [])
+    state = _saved(np.zeros(20_000_000))
     while True:
         backup.save(state)
     """
