@@ -100,3 +100,81 @@ def test_no_tensorflow_under_other_backends_and_the_trainer_says_what_to_use(ker
     message = keras_run["trainer_error"]
     assert repr(keras_run["backend"]) in message
     assert "keras.distribution" in message and "as_keras()" in message
+
+
+# -- seq.as_torch() ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def torch_run():
+    pytest.importorskip("torch")
+    return run_checks("_torch_checks")
+
+
+@pytest.mark.timeout(500)
+def test_as_torch_yields_tensors_in_the_pipelines_structure_one_epoch_per_iter(torch_run):
+    assert torch_run["len"] == 3
+    assert torch_run["types"] == ["tuple", "Tensor", "Tensor"]
+    assert torch_run["dtypes"] == ["torch.float32", "torch.float32"]
+    assert torch_run["epoch_ids"] == torch_run["pipeline_ids"]
+    assert torch_run["epoch_ids"][0] != torch_run["epoch_ids"][1]
+    assert torch_run["values_match"] is True
+    # A loop stopped in epoch 2: the next iter() is epoch 3, whole.
+    assert torch_run["after_break"] == torch_run["pipeline_ids_epoch_3"]
+    assert torch_run["dict_keys"] == [["image", "label"]] * 2
+    assert torch_run["dict_values_match"] is True
+
+
+@pytest.mark.timeout(500)
+def test_as_torch_shares_the_workers_shared_memory_and_says_when_it_cannot_pin(torch_run):
+    assert torch_run["image_in_shared_memory"] == [True, True]  # torch.from_numpy, no copy
+    assert torch_run["pinned"] == [False, False]  # no CUDA here
+    assert len(torch_run["pin_warnings"]) == 1
+    assert "no CUDA device" in torch_run["pin_warnings"][0]
+
+
+@pytest.mark.timeout(500)
+def test_as_torch_resumes_mid_epoch_from_its_state_dict_exactly_once(torch_run):
+    assert torch_run["resumed_epoch_1"] == torch_run["pipeline_epoch_1"]
+    assert torch_run["after_resume"] == torch_run["pipeline_epoch_2"]
+
+
+@pytest.mark.timeout(500)
+def test_ddp_on_two_gloo_processes_trains_every_sample_once_per_epoch(torch_run):
+    from tests.parallel._torch_checks import DDP_BATCH, DDP_EPOCHS, DDP_SAMPLES
+
+    assert torch_run["ddp_exit_codes"] == [0, 0]
+    ranks = torch_run["ddp"]
+    assert [r["len"] for r in ranks] == [-(-DDP_SAMPLES // (2 * DDP_BATCH))] * 2
+    for epoch in range(DDP_EPOCHS):
+        both = ranks[0]["trained"][epoch] + ranks[1]["trained"][epoch]
+        assert sorted(both) == list(range(DDP_SAMPLES))  # no sample twice, none missed
+    assert ranks[0]["weights"][0] == ranks[0]["weights"][1] == ranks[1]["weights"][0]
+    for rank in ranks:
+        assert rank["losses"][-1] < 0.5 * rank["losses"][0]
+        assert len(rank["warnings"]) == 1 and "shard='auto'" in rank["warnings"][0]
+
+
+# -- seq.as_jax() ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def jax_run():
+    pytest.importorskip("jax")
+    return run_checks("_jax_checks", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+
+
+@pytest.mark.timeout(300)
+def test_as_jax_yields_jax_arrays_of_the_pipelines_batches(jax_run):
+    assert jax_run["plain_types"] == ["ArrayImpl"]
+    assert jax_run["plain_match"] is True
+
+
+@pytest.mark.timeout(300)
+def test_as_jax_with_a_sharding_gives_global_batches_a_jit_step_sees_once(jax_run):
+    assert jax_run["devices"] == 2
+    assert jax_run["len"] == 8
+    assert jax_run["rows_match"] == [True] * 16  # the global rows are the pipeline's
+    assert jax_run["layouts"] == [[True, 2, [4, 4]]]  # half the rows on each device
+    assert jax_run["counts"] == [[1] * 64, [1] * 64]
+    assert "drop_remainder=True" in jax_run["short_error"]
