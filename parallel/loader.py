@@ -47,7 +47,7 @@ def shard_for(seq: Any, shard: Any, auto: Callable[[], tuple[int, int] | None]) 
     Example:
         >>> import numpy as np
         >>> shard_for(Pipeline(np.arange(4), batch_size=2), (2, 1), lambda: None)[0]
-        (array([2]), array([1.], dtype=float32))
+        (array([2, 3]), array([1., 1.], dtype=float32))
     """
     if shard is None:
         return seq
