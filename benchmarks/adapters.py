@@ -36,7 +36,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import markdown_table  # noqa: E402
+from _common import epoch_timer, markdown_table  # noqa: E402
 
 WORKERS = 2
 EPOCHS = 3
@@ -91,19 +91,9 @@ def _noop_dataset(seq):
 
 
 def _fit_epoch_times(data, shuffle: bool, steps_per_execution: int = 1) -> list[float]:
-    import keras
-
     times: list[float] = []
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
     model = _tiny_step_model(steps_per_execution)
-    model.fit(data, epochs=EPOCHS, verbose=0, shuffle=shuffle, callbacks=[EpochTimer()])
+    model.fit(data, epochs=EPOCHS, verbose=0, shuffle=shuffle, callbacks=[epoch_timer(times)])
     return times
 
 

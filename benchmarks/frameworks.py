@@ -33,7 +33,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import markdown_table  # noqa: E402
+from _common import epoch_timer, markdown_table  # noqa: E402
 from images import BATCH, PARALLELISM, SIZE, build_folder  # noqa: E402
 from images import run_cell as images_cell  # noqa: E402
 
@@ -80,16 +80,8 @@ def _fit_epochs(seq) -> dict:
     model = keras.Model(inputs, keras.layers.Dense(1)(pixel))
     model.compile("sgd", "mse")
     times: list[float] = []
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
     with seq.as_keras(workers=PARALLELISM, use_multiprocessing=True) as data:
-        model.fit(data, epochs=EPOCHS, verbose=0, callbacks=[EpochTimer()])
+        model.fit(data, epochs=EPOCHS, verbose=0, callbacks=[epoch_timer(times)])
     return {"epoch_times": times, "images": [seq.num_samples] * EPOCHS}
 
 
@@ -140,6 +132,16 @@ def _steady(result: dict, key: str) -> float:
     return sum(result[key][1:]) / sum(result["epoch_times"][1:])
 
 
+def _ratio_table(median: dict[str, float], cells: list[str], unit: str, base: str) -> str:
+    reference = median.get(base)
+    rows = [
+        [c, f"{median[c]:,.0f}", f"{median[c] / reference:.2f}" if reference else "-"]
+        for c in cells
+        if c in median
+    ]
+    return markdown_table(["loop", unit, f"vs {base}"], rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=2000, help="JPEGs in the folder")
@@ -165,22 +167,10 @@ def main() -> None:
         f"workers, steady state (epochs 2-3 of {EPOCHS}), medians of {args.repeats} fresh "
         f"processes"
     )
-    base = median.get("DataLoader + PIL")
-    rows = [
-        [c, f"{median[c]:,.0f}", f"{median[c] / base:.2f}" if base else "-"]
-        for c in IMAGE_CELLS
-        if c in median
-    ]
-    print(markdown_table(["loop", "images/s", "vs DataLoader + PIL"], rows))
+    print(_ratio_table(median, IMAGE_CELLS, "images/s", "DataLoader + PIL"))
     print()
     print("'large': 200 batches of (64, 224, 224, 3) uint8 (9.6 MB), 2 worker processes")
-    base = median.get("enqueuer (large)")
-    rows = [
-        [c, f"{median[c]:,.0f}", f"{median[c] / base:.2f}" if base else "-"]
-        for c in LARGE_CELLS
-        if c in median
-    ]
-    print(markdown_table(["loop", "MB/s", "vs the raw enqueuer"], rows))
+    print(_ratio_table(median, LARGE_CELLS, "MB/s", "enqueuer (large)"))
     print()
     for name, cell, reference, target in TARGETS:
         if cell in median and reference in median:

@@ -35,11 +35,41 @@ def _jax_world() -> tuple[int, int] | None:
 
 
 class JaxIterator(EpochLoader):
-    """Batches of a pipeline as ``jax.Array``s; see `as_jax`.
+    """The batches of ``seq`` as ``jax.Array``s, one epoch per ``iter()``.
+
+    Batches keep the pipeline's structure (tuple, dict). Without ``sharding`` each
+    array is put on JAX's default device. With a ``jax.sharding.Sharding`` (for data
+    parallelism, a ``NamedSharding`` whose mesh axis splits the batch axis), each array
+    is a global array laid out by it: in several processes, every process reads its own
+    shard of the pipeline and ``jax.make_array_from_process_local_data`` joins them
+    (see NOTE [ Global batches from process-local shards ] in
+    ``parallel/jax_iterator.py``). Epochs, ``len()``, ``state_dict()`` and
+    ``load_state_dict()`` work as for `as_torch`.
+
+    Args:
+        seq: the `Sequence` or `Pipeline`.
+        sharding: a ``jax.sharding.Sharding`` for every array, or ``None``.
+        workers: enqueuer workers (0: batches are computed in the loop's thread).
+        use_multiprocessing: worker processes instead of threads.
+        prefetch: batches each worker computes ahead.
+        shard: ``"auto"`` (shard ``jax.process_index()`` of ``jax.process_count()``
+            when JAX runs several processes; nothing otherwise), ``None`` or
+            ``(num_shards, index)``; sharded batches carry ``sample_weight``.
 
     Attributes:
         sharding: the ``jax.sharding.Sharding`` of every array, or ``None`` (the
             default device).
+
+    Raises:
+        ImportError: if JAX is not installed (``pip install 'seqpipe[jax]'``).
+        ValueError: for a bad ``prefetch`` or ``shard``; while iterating, for a batch
+            that ``sharding`` cannot lay out.
+
+    Example:
+        >>> mesh = jax.make_mesh((jax.device_count(),), ("batch",))  # doctest: +SKIP
+        >>> sharding = jax.sharding.NamedSharding(mesh, P("batch"))   # doctest: +SKIP
+        >>> for x, y in seq.as_jax(sharding, workers=2):             # doctest: +SKIP
+        ...     state = train_step(state, x, y)
     """
 
     def __init__(
@@ -90,51 +120,7 @@ def _map_leaves(fn: Any, value: Any) -> Any:
     return fn(value)
 
 
-def as_jax(
-    seq: Any,
-    sharding: Any = None,
-    *,
-    workers: int = 0,
-    use_multiprocessing: bool = True,
-    prefetch: int = 2,
-    shard: Any = "auto",
-) -> JaxIterator:
-    """The batches of ``seq`` as ``jax.Array``s, one epoch per ``iter()``.
-
-    Batches keep the pipeline's structure (tuple, dict). Without ``sharding`` each
-    array is put on JAX's default device. With a ``jax.sharding.Sharding`` (for data
-    parallelism, a ``NamedSharding`` whose mesh axis splits the batch axis), each array
-    is a global array laid out by it: in several processes, every process reads its own
-    shard of the pipeline and ``jax.make_array_from_process_local_data`` joins them
-    (see NOTE [ Global batches from process-local shards ] in
-    ``parallel/jax_iterator.py``). Epochs, ``len()``, ``state_dict()`` and
-    ``load_state_dict()`` work as for `as_torch`.
-
-    Args:
-        seq: the `Sequence` or `Pipeline`.
-        sharding: a ``jax.sharding.Sharding`` for every array, or ``None``.
-        workers: enqueuer workers (0: batches are computed in the loop's thread).
-        use_multiprocessing: worker processes instead of threads.
-        prefetch: batches each worker computes ahead.
-        shard: ``"auto"`` (shard ``jax.process_index()`` of ``jax.process_count()``
-            when JAX runs several processes; nothing otherwise), ``None`` or
-            ``(num_shards, index)``; sharded batches carry ``sample_weight``.
-
-    Returns:
-        The `JaxIterator`.
-
-    Raises:
-        ImportError: if JAX is not installed (``pip install 'seqpipe[jax]'``).
-        ValueError: for a bad ``prefetch`` or ``shard``; while iterating, for a batch
-            that ``sharding`` cannot lay out.
-
-    Example:
-        >>> mesh = jax.make_mesh((jax.device_count(),), ("batch",))  # doctest: +SKIP
-        >>> sharding = jax.sharding.NamedSharding(mesh, P("batch"))   # doctest: +SKIP
-        >>> for x, y in seq.as_jax(sharding, workers=2):             # doctest: +SKIP
-        ...     state = train_step(state, x, y)
-    """
-    return JaxIterator(seq, sharding, workers, use_multiprocessing, prefetch, shard)
-
+# `seq.as_jax(...)` and `parallel.as_jax(seq, ...)` build a `JaxIterator`.
+as_jax = JaxIterator
 
 provide("Sequence.as_jax", as_jax)

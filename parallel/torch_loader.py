@@ -92,13 +92,59 @@ def _map_tensors(fn: Any, value: Any) -> Any:
 
 
 class TorchLoader(EpochLoader):
-    """A ``torch.utils.data.DataLoader`` look-alike over a pipeline; see `as_torch`.
+    """A drop-in for ``torch.utils.data.DataLoader`` over ``seq``, fed by our enqueuer.
+
+    Iterate it like a DataLoader: each ``iter()`` is one epoch, every batch once, in the
+    pipeline's order, as torch tensors in the pipeline's structure (tuple, dict).
+    ``len()`` is the number of batches. Batching and shuffling belong to the pipeline
+    (``Pipeline(..., batch_size=64, shuffle=True, seed=0)``: a new order every epoch, a
+    pure function of ``(seed, epoch)``), so there is no ``batch_size``, ``shuffle``,
+    ``sampler`` or ``collate_fn``. Differences from the DataLoader, on purpose:
+
+    - Worker processes start once and stay across epochs (``persistent_workers``), and
+      batches cross from them through shared memory without a copy (see NOTE [ When
+      as_torch copies a batch ] in ``parallel/torch_loader.py``).
+    - Random transforms draw from ``(seed, epoch, batch)``, never from a worker's RNG:
+      the same batches with any number of workers.
+    - An ``iter()`` started while the previous one stopped inside its epoch ends that
+      epoch (its remaining batches are not delivered) and starts the next, as the
+      DataLoader does; to continue an epoch, use `state_dict` / `load_state_dict`.
+    - ``state_dict()`` counts the batches the loop received, not those prefetched.
+
+    Args:
+        seq: the `Sequence` or `Pipeline`.
+        workers: enqueuer workers (0: batches are computed in the loop's thread).
+        use_multiprocessing: worker processes (True, the DataLoader's way) or threads.
+        pin_memory: copy each batch into page-locked memory (needs CUDA; without it a
+            warning says it is ignored).
+        device: move each batch there, one batch ahead of the loop, on a CUDA copy
+            stream (``non_blocking``; with ``pin_memory=True`` the copy overlaps
+            compute). ``"cpu"``, or ``None``, is a no-op.
+        prefetch: batches each worker computes ahead (the DataLoader's
+            ``prefetch_factor``): ``prefetch * workers`` in all.
+        shard: ``None`` (every sample in this process), ``"auto"`` (with
+            ``torch.distributed`` initialised, shard ``rank`` of ``world_size``) or
+            ``(num_shards, index)``. A sharded pipeline's shards have equal batch counts
+            and are evened out with weight-0 padding rows, never repeated samples, so
+            batches carry ``sample_weight``: ``(x, y)`` becomes ``(x, y, w)``, a single
+            array ``(x, w)``, a dict gains ``"sample_weight"`` (weight your loss).
 
     Attributes:
         dataset: the (sharded) pipeline read.
         batch_size: its batch size (``None`` for a wrapped batch-level `Sequence`).
         device: the ``torch.device`` batches are moved to, or ``None``.
         pin_memory: whether batches are copied into page-locked memory.
+
+    Raises:
+        ImportError: if PyTorch is not installed (``pip install 'seqpipe[torch]'``).
+        ValueError: for a bad ``prefetch`` or ``shard``.
+
+    Example:
+        >>> loader = seq.as_torch(workers=2, shard="auto")  # doctest: +SKIP
+        >>> for epoch in range(10):                          # doctest: +SKIP
+        ...     for x, y, w in loader:
+        ...         loss = (w * loss_fn(model(x), y)).sum() / w.sum()
+        ...     checkpoint = loader.state_dict()
     """
 
     def __init__(
@@ -173,67 +219,7 @@ class TorchLoader(EpochLoader):
             yield batch, state
 
 
-def as_torch(
-    seq: Any,
-    workers: int = 0,
-    use_multiprocessing: bool = True,
-    pin_memory: bool = False,
-    device: Any = None,
-    prefetch: int = 2,
-    shard: Any = None,
-) -> TorchLoader:
-    """A drop-in for ``torch.utils.data.DataLoader`` over ``seq``, fed by our enqueuer.
-
-    Iterate it like a DataLoader: each ``iter()`` is one epoch, every batch once, in the
-    pipeline's order, as torch tensors in the pipeline's structure (tuple, dict).
-    ``len()`` is the number of batches. Batching and shuffling belong to the pipeline
-    (``Pipeline(..., batch_size=64, shuffle=True, seed=0)``: a new order every epoch, a
-    pure function of ``(seed, epoch)``), so there is no ``batch_size``, ``shuffle``,
-    ``sampler`` or ``collate_fn``. Differences from the DataLoader, on purpose:
-
-    - Worker processes start once and stay across epochs (``persistent_workers``), and
-      batches cross from them through shared memory without a copy (see NOTE [ When
-      as_torch copies a batch ] in ``parallel/torch_loader.py``).
-    - Random transforms draw from ``(seed, epoch, batch)``, never from a worker's RNG:
-      the same batches with any number of workers.
-    - An ``iter()`` started while the previous one stopped inside its epoch ends that
-      epoch (its remaining batches are not delivered) and starts the next, as the
-      DataLoader does; to continue an epoch, use `state_dict` / `load_state_dict`.
-    - ``state_dict()`` counts the batches the loop received, not those prefetched.
-
-    Args:
-        seq: the `Sequence` or `Pipeline`.
-        workers: enqueuer workers (0: batches are computed in the loop's thread).
-        use_multiprocessing: worker processes (True, the DataLoader's way) or threads.
-        pin_memory: copy each batch into page-locked memory (needs CUDA; without it a
-            warning says it is ignored).
-        device: move each batch there, one batch ahead of the loop, on a CUDA copy
-            stream (``non_blocking``; with ``pin_memory=True`` the copy overlaps
-            compute). ``"cpu"``, or ``None``, is a no-op.
-        prefetch: batches each worker computes ahead (the DataLoader's
-            ``prefetch_factor``): ``prefetch * workers`` in all.
-        shard: ``None`` (every sample in this process), ``"auto"`` (with
-            ``torch.distributed`` initialised, shard ``rank`` of ``world_size``) or
-            ``(num_shards, index)``. A sharded pipeline's shards have equal batch counts
-            and are evened out with weight-0 padding rows, never repeated samples, so
-            batches carry ``sample_weight``: ``(x, y)`` becomes ``(x, y, w)``, a single
-            array ``(x, w)``, a dict gains ``"sample_weight"`` (weight your loss).
-
-    Returns:
-        The `TorchLoader`.
-
-    Raises:
-        ImportError: if PyTorch is not installed (``pip install 'seqpipe[torch]'``).
-        ValueError: for a bad ``prefetch`` or ``shard``.
-
-    Example:
-        >>> loader = seq.as_torch(workers=2, shard="auto")  # doctest: +SKIP
-        >>> for epoch in range(10):                          # doctest: +SKIP
-        ...     for x, y, w in loader:
-        ...         loss = (w * loss_fn(model(x), y)).sum() / w.sum()
-        ...     checkpoint = loader.state_dict()
-    """
-    return TorchLoader(seq, workers, use_multiprocessing, pin_memory, device, prefetch, shard)
-
+# `seq.as_torch(...)` and `parallel.as_torch(seq, ...)` build a `TorchLoader`.
+as_torch = TorchLoader
 
 provide("Sequence.as_torch", as_torch)

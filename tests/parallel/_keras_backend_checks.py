@@ -13,16 +13,9 @@ import time
 
 import numpy as np
 
+from tests.parallel._data import make_data
+
 N, BATCH, EPOCHS = 200, 32, 3
-
-
-def make_data(n):
-    """A learnable linear problem; column 4 of x holds the sample id."""
-    rng = np.random.default_rng(0)
-    features = rng.normal(size=(n, 4)).astype("float32")
-    x = np.concatenate([features, np.arange(n, dtype="float32")[:, None]], axis=1)
-    y = (features @ np.array([1.0, -2.0, 3.0, 0.5], "float32"))[:, None]
-    return x, y
 
 
 def sleepy(batch):

@@ -16,21 +16,13 @@ import numpy as np
 import torch
 
 from seqpipe.pipeline import Pipeline
+from tests.parallel._data import make_data
 
 DDP_SAMPLES, DDP_BATCH, DDP_EPOCHS = 45, 8, 2
 
 
 def _ids(batch):
     return [int(i) for i in batch[0][:, 4]]
-
-
-def make_data(n):
-    """Features, then the sample id in column 4; y is linear in the features."""
-    rng = np.random.default_rng(0)
-    features = rng.normal(size=(n, 4)).astype("float32")
-    x = np.concatenate([features, np.arange(n, dtype="float32")[:, None]], axis=1)
-    y = (features @ np.array([1.0, -2.0, 3.0, 0.5], "float32"))[:, None]
-    return x, y
 
 
 def _shared_memory_ranges():
