@@ -27,7 +27,10 @@ epochs and fits, whose workers compute ahead. The rules, the same on every backe
   batch is kept and given again as the first batch of the next pass, so fit's epoch
   ``e`` trains the pipeline's epoch ``e`` and the workers are not restarted.
 - Calls outside a pass (TensorFlow reads batches 0 and 1 to infer the tensor specs
-  before ``fit`` starts) are computed in the calling thread from the current epoch.
+  before ``fit`` starts) are computed in the calling thread from the current epoch;
+  except right after a pass that stopped inside the epoch when Keras has not made a new
+  iterator (tf.data's prefetch reading ahead of ``steps_per_epoch``): such a call gets
+  the epoch's next batch, as the pass's would have.
 - A sharded pipeline of single arrays yields ``(x, sample_weight)``, which Keras would
   read as ``(x, y)``: the dataset gives Keras ``(x, None, sample_weight)`` instead under
   JAX and PyTorch. Keras' TensorFlow backend cannot take ``None`` from a ``PyDataset``
@@ -191,7 +194,10 @@ def _sequence_dataset_class() -> type:
 
         def __getitem__(self, index: int) -> Any:
             with self._lock:
-                if not self._in_pass:
+                # Outside a pass: TensorFlow's look at the first batches, computed here;
+                # or a read-ahead of tf.data's prefetch that landed after Keras ended a
+                # pass of an iterator it goes on with, which belongs to the epoch.
+                if not self._in_pass and (self._new_iterator or not self._restart_pending):
                     return keras_batch(self.sequence, self.sequence[index], self.backend)
                 if self._pass_reads == 0 and self._restart_pending:
                     self._restart_pending = False

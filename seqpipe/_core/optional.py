@@ -4,8 +4,6 @@ with an error that names the extra to install when one is missing."""
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 from types import ModuleType
 
 
@@ -34,19 +32,3 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
             f"{feature} needs {module}, which cannot be imported ({error}); "
             f"install it with: pip install 'seqpipe[{extra}]'"
         ) from error
-
-
-def keras_backend() -> str:
-    """The Keras backend in use, read without importing Keras when it is not loaded.
-
-    Keras reads ``KERAS_BACKEND`` (then ``~/.keras/keras.json``) once, when it is first
-    imported; before that, the variable is what it will use.
-
-    Example:
-        >>> keras_backend() in ("tensorflow", "jax", "torch", "numpy", "openvino")
-        True
-    """
-    keras = sys.modules.get("keras")
-    if keras is not None:
-        return keras.backend.backend()
-    return os.environ.get("KERAS_BACKEND") or importlib.import_module("keras").backend.backend()

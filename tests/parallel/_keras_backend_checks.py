@@ -28,8 +28,9 @@ def _tensorflow_loaded():
     return "tensorflow" in sys.modules
 
 
-def fit_checks(out, keras, Pipeline):
-    trained = []  # ids of every training batch, in order; None marks an epoch end
+def recording_model(keras, trained):
+    """A linear model on x's 4 features that appends the ids of every training batch to
+    ``trained`` (eagerly), and ``None`` at every epoch end (its callback)."""
 
     class RecordIds(keras.layers.Layer):
         def call(self, inputs, training=None):
@@ -41,12 +42,30 @@ def fit_checks(out, keras, Pipeline):
         def on_epoch_end(self, epoch, logs=None):
             trained.append(None)
 
-    x, y = make_data(N)
-    xv, yv = make_data(64)
-    seq = Pipeline((x, y), batch_size=BATCH, shuffle=True, seed=0)
     # Not keras.utils.set_random_seed: it imports TensorFlow whenever it is installed.
     model = keras.Sequential([keras.Input((5,)), RecordIds(), keras.layers.Dense(1)])
     model.compile(keras.optimizers.SGD(0.05), "mse", metrics=["mae"], run_eagerly=True)
+    return model, EpochMarks()
+
+
+def per_epoch(trained):
+    """The ids of each epoch, from ``recording_model``'s record."""
+    epochs, current = [], []
+    for ids in trained:
+        if ids is None:
+            epochs.append(current)
+            current = []
+        else:
+            current.extend(ids)
+    return epochs
+
+
+def fit_checks(out, keras, Pipeline):
+    trained = []
+    model, epoch_marks = recording_model(keras, trained)
+    x, y = make_data(N)
+    xv, yv = make_data(64)
+    seq = Pipeline((x, y), batch_size=BATCH, shuffle=True, seed=0)
     with (
         seq.as_keras(workers=2, use_multiprocessing=True) as data,
         Pipeline((xv, yv), batch_size=16).as_keras(workers=1) as validation,
@@ -54,17 +73,10 @@ def fit_checks(out, keras, Pipeline):
         out["tf_after_as_keras"] = _tensorflow_loaded()
         # Keras' default shuffle=True: overridden, the pipeline's order applies.
         history = model.fit(
-            data, epochs=EPOCHS, validation_data=validation, callbacks=[EpochMarks()], verbose=0
+            data, epochs=EPOCHS, validation_data=validation, callbacks=[epoch_marks], verbose=0
         )
         out["history"] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
-        epochs, current = [], []
-        for ids in trained:
-            if ids is None:
-                epochs.append(current)
-                current = []
-            else:
-                current.extend(ids)
-        out["fit_ids"] = epochs
+        out["fit_ids"] = per_epoch(trained)
         out["pipeline_ids"] = [
             [int(i) for b in range(len(seq)) for i in seq.get_batch(b, e)[0][:, 4]]
             for e in range(EPOCHS)
@@ -76,6 +88,23 @@ def fit_checks(out, keras, Pipeline):
         predicted = model.predict(inputs, verbose=0)
     out["predict_max_error"] = float(np.abs(predicted - model.predict(xv, verbose=0)).max())
     out["tf_after_fit"] = _tensorflow_loaded()
+
+
+def steps_per_epoch_checks(out, keras, Pipeline):
+    """fit(steps_per_epoch=3) on a 6-batch pipeline: Keras keeps its iterator across its
+    epochs, so two fit epochs make one pipeline epoch."""
+    trained = []
+    model, epoch_marks = recording_model(keras, trained)
+    x, y = make_data(6 * BATCH)
+    seq = Pipeline((x, y), batch_size=BATCH, shuffle=True, seed=1)
+    with seq.as_keras(workers=2, use_multiprocessing=True) as data:
+        model.fit(data, epochs=4, steps_per_epoch=3, callbacks=[epoch_marks], verbose=0)
+    out["steps_fit_ids"] = per_epoch(trained)
+    out["steps_pipeline_ids"] = [
+        [int(i) for b in range(3 * half, 3 * half + 3) for i in seq.get_batch(b, e)[0][:, 4]]
+        for e in range(2)
+        for half in range(2)
+    ]
 
 
 def unlabelled_shard_checks(out, keras, Pipeline):
@@ -148,6 +177,7 @@ def main():
 
     out["backend"] = keras.backend.backend()
     fit_checks(out, keras, Pipeline)
+    steps_per_epoch_checks(out, keras, Pipeline)
     unlabelled_shard_checks(out, keras, Pipeline)
     shuffle_speed_checks(out, keras, Pipeline)
     trainer_checks(out, keras)

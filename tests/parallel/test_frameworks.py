@@ -54,6 +54,12 @@ def test_fit_trains_the_pipelines_epoch_e_in_fit_epoch_e_exactly_once(keras_run)
 
 
 @pytest.mark.timeout(500)
+def test_fit_with_steps_per_epoch_goes_on_through_the_pipelines_epoch(keras_run):
+    # Keras keeps its iterator across its epochs: 2 fit epochs of 3 steps = 1 epoch.
+    assert keras_run["steps_fit_ids"] == keras_run["steps_pipeline_ids"]
+
+
+@pytest.mark.timeout(500)
 def test_a_small_model_learns_and_history_has_the_compiled_metrics(keras_run):
     history = keras_run["history"]
     assert set(history) == {"loss", "mae", "val_loss", "val_mae"}
