@@ -1,4 +1,5 @@
-"""``seq.as_jax()`` with real JAX on 2 host devices, in a fresh process.
+"""``seq.as_jax()`` with real JAX on 2 host devices, in a fresh process, then in 2
+processes of one host device each (``jax.distributed`` on 127.0.0.1, gloo collectives).
 
 ``XLA_FLAGS=--xla_force_host_platform_device_count=2 python -m
 tests.parallel._jax_checks`` prints one JSON object; tests/parallel/test_frameworks.py
@@ -6,7 +7,11 @@ asserts on it.
 """
 
 import json
+import os
+import socket
+import subprocess
 import sys
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -84,13 +89,78 @@ def sharded_checks(out):
         out["short_error"] = str(error)
 
 
+MP_SAMPLES = 45
+
+
+def process_main(rank, port, result_path):
+    """One of 2 JAX processes: each reads its shard, the batches are global arrays."""
+    from jax.experimental import multihost_utils
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=rank)
+    mesh = jax.make_mesh((2,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+    ids = np.arange(MP_SAMPLES, dtype=np.int32)
+    seq = Pipeline((ids.astype(np.float32)[:, None], ids), batch_size=8, shuffle=True, seed=3)
+    shards = [seq.shard(2, r) for r in range(2)]
+
+    @jax.jit
+    def weigh(counts, ids, weights):
+        return counts.at[ids].add(weights)
+
+    counts, rows_match = jnp.zeros(MP_SAMPLES), []
+    iterator = seq.as_jax(NamedSharding(mesh, P("batch")), workers=1)
+    for b, (_, batch_ids, weights) in enumerate(iterator):
+        # The global batch: process 0's shard rows, then process 1's.
+        expected = np.concatenate([s.get_batch(b, 0)[1] for s in shards])
+        rows_match.append(
+            np.array_equal(multihost_utils.process_allgather(batch_ids, tiled=True), expected)
+        )
+        counts = weigh(counts, batch_ids, weights)
+    iterator.close()
+    result = {
+        "processes": jax.process_count(),
+        "devices": jax.device_count(),
+        "len": len(iterator),
+        "rows_match": rows_match,
+        "counts": multihost_utils.process_allgather(counts, tiled=True).tolist(),
+    }
+    with open(result_path, "w") as f:
+        json.dump(result, f)
+
+
+def multi_process_checks(out, tmp_dir):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    paths = [os.path.join(tmp_dir, f"process{r}.json") for r in range(2)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.parallel._jax_checks", str(r), str(port), paths[r]],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        for r in range(2)
+    ]
+    out["multi_process_exit_codes"] = [p.wait(timeout=240) for p in processes]
+    out["multi_process"] = []
+    for path in paths:
+        with open(path) as f:
+            out["multi_process"].append(json.load(f))
+
+
 def main():
     out = {}
     plain_checks(out)
     sharded_checks(out)
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        multi_process_checks(out, tmp_dir)
     json.dump(out, sys.stdout)
     sys.stdout.flush()
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1:
+        process_main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
+    else:
+        main()

@@ -184,3 +184,15 @@ def test_as_jax_with_a_sharding_gives_global_batches_a_jit_step_sees_once(jax_ru
     assert jax_run["layouts"] == [[True, 2, [4, 4]]]  # half the rows on each device
     assert jax_run["counts"] == [[1] * 64, [1] * 64]
     assert "drop_remainder=True" in jax_run["short_error"]
+
+
+@pytest.mark.timeout(300)
+def test_as_jax_in_two_processes_joins_their_shards_into_global_batches(jax_run):
+    from tests.parallel._jax_checks import MP_SAMPLES
+
+    assert jax_run["multi_process_exit_codes"] == [0, 0]
+    for process in jax_run["multi_process"]:
+        assert (process["processes"], process["devices"], process["len"]) == (2, 2, 3)
+        assert process["rows_match"] == [True] * 3  # process 0's rows, then process 1's
+        # Weighted by sample_weight, each sample counts once; padding rows count 0.
+        assert process["counts"] == [1.0] * MP_SAMPLES
