@@ -7,11 +7,6 @@ asserts on it.
 """
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +15,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from seqpipe.pipeline import Pipeline
+from tests.parallel._processes import checks_main, run_two_processes
 
 N, BATCH = 64, 8
 
@@ -128,39 +124,11 @@ def process_main(rank, port, result_path):
         json.dump(result, f)
 
 
-def multi_process_checks(out, tmp_dir):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    paths = [os.path.join(tmp_dir, f"process{r}.json") for r in range(2)]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.parallel._jax_checks", str(r), str(port), paths[r]],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        for r in range(2)
-    ]
-    out["multi_process_exit_codes"] = [p.wait(timeout=240) for p in processes]
-    out["multi_process"] = []
-    for path in paths:
-        with open(path) as f:
-            out["multi_process"].append(json.load(f))
-
-
-def main():
-    out = {}
-    plain_checks(out)
-    sharded_checks(out)
-    with tempfile.TemporaryDirectory() as tmp_dir:
-        multi_process_checks(out, tmp_dir)
-    json.dump(out, sys.stdout)
-    sys.stdout.flush()
+def multi_process_checks(out):
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    codes, results = run_two_processes("tests.parallel._jax_checks", env)
+    out["multi_process_exit_codes"], out["multi_process"] = codes, results
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        process_main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
-    else:
-        main()
+    checks_main([plain_checks, sharded_checks, multi_process_checks], process_main)

@@ -1,15 +1,11 @@
 """``seq.as_torch()`` with real PyTorch, in fresh processes.
 
 ``python -m tests.parallel._torch_checks`` runs the single-process checks, then a DDP
-training loop in 2 processes (gloo on 127.0.0.1, this module with ``rank`` as its
-argument), and prints one JSON object; tests/parallel/test_frameworks.py asserts on it.
+training loop in 2 processes (gloo on 127.0.0.1, this module with ``rank port path`` as
+its arguments), and prints one JSON object; tests/parallel/test_frameworks.py asserts on it.
 """
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -17,6 +13,7 @@ import torch
 
 from seqpipe.pipeline import Pipeline
 from tests.parallel._data import make_data
+from tests.parallel._processes import checks_main, run_two_processes
 
 DDP_SAMPLES, DDP_BATCH, DDP_EPOCHS = 45, 8, 2
 
@@ -105,12 +102,14 @@ def resume_checks(out):
     resumed.close()
 
 
-def rank_main(rank, world_size, result_path):
+def rank_main(rank, port, result_path, world_size=2):
     """One DDP process: trains a linear model on its shard of the pipeline."""
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size
+    )
     torch.manual_seed(0)
     model = DistributedDataParallel(torch.nn.Linear(4, 1))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -156,41 +155,10 @@ def rank_main(rank, world_size, result_path):
         json.dump(result, f)
 
 
-def ddp_checks(out, tmp_dir):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-    paths = [os.path.join(tmp_dir, f"rank{r}.json") for r in range(2)]
-    ranks = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.parallel._torch_checks", str(r), "2", paths[r]],
-            env=env,
-        )
-        for r in range(2)
-    ]
-    codes = [p.wait(timeout=240) for p in ranks]
-    out["ddp_exit_codes"] = codes
-    out["ddp"] = []
-    for path in paths:
-        with open(path) as f:
-            out["ddp"].append(json.load(f))
-
-
-def main():
-    import tempfile
-
-    out = {}
-    loader_checks(out)
-    resume_checks(out)
-    with tempfile.TemporaryDirectory() as tmp_dir:
-        ddp_checks(out, tmp_dir)
-    json.dump(out, sys.stdout)
-    sys.stdout.flush()
+def ddp_checks(out):
+    codes, results = run_two_processes("tests.parallel._torch_checks")
+    out["ddp_exit_codes"], out["ddp"] = codes, results
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        rank_main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
-    else:
-        main()
+    checks_main([loader_checks, resume_checks, ddp_checks], rank_main)
