@@ -14,8 +14,8 @@ Paths:
 - ``fit(as_keras, shuffle=False)``: ``model.fit(seq.as_keras(2, True), shuffle=False)``;
 - ``fit(as_keras, shuffle=False, steps_per_execution=8)``: the same with a model
   compiled to run 8 steps per call;
-- ``fit(as_keras)``: with Keras' default ``shuffle=True`` (random batch order, computed
-  in Keras' thread);
+- ``fit(as_keras)``: with Keras' default ``shuffle=True``, which ``as_keras``
+  overrides (the pipeline's order, computed ahead by the workers);
 - ``fit(no-op PyDataset)``: Keras' own floor: a PyDataset that returns one ready,
   64-byte aligned batch (TensorFlow takes it without a copy) and computes nothing;
 - ``fit(PyDataset workers)``: with ``--keras-workers``, a plain Keras PyDataset with 2
