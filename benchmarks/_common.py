@@ -62,3 +62,17 @@ def target_line(
     return (
         f"{name}: {shown} (target {comparison} {bound}{unit}): {verdict(value, comparison, bound)}"
     )
+
+
+def epoch_timer(times: list[float]):
+    """A Keras callback appending each epoch's wall time to ``times`` (imports Keras)."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.start)
+
+    return EpochTimer()

@@ -16,8 +16,8 @@ Paths:
 - ``fit(as_keras, shuffle=False)``: ``model.fit(seq.as_keras(2, True), shuffle=False)``;
 - ``fit(as_keras, shuffle=False, steps_per_execution=8)``: the same with a model
   compiled to run 8 steps per call;
-- ``fit(as_keras)``: with Keras' default ``shuffle=True`` (random batch order, computed
-  in Keras' thread);
+- ``fit(as_keras)``: with Keras' default ``shuffle=True``, which ``as_keras``
+  overrides (the pipeline's order, computed ahead by the workers);
 - ``fit(no-op PyDataset)``: Keras' own floor: a PyDataset that returns one ready,
   64-byte aligned batch (TensorFlow takes it without a copy) and computes nothing;
 - ``fit(PyDataset workers)``: with ``--keras-workers``, a plain Keras PyDataset with 2
@@ -38,7 +38,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import markdown_table, target_line  # noqa: E402
+from _common import epoch_timer, markdown_table, target_line  # noqa: E402
 
 WORKERS = 2
 EPOCHS = 3
@@ -95,19 +95,9 @@ def _noop_dataset(seq):
 
 
 def _fit_epoch_times(data, shuffle: bool, steps_per_execution: int = 1) -> list[float]:
-    import keras
-
     times: list[float] = []
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
     model = _tiny_step_model(steps_per_execution)
-    model.fit(data, epochs=EPOCHS, verbose=0, shuffle=shuffle, callbacks=[EpochTimer()])
+    model.fit(data, epochs=EPOCHS, verbose=0, shuffle=shuffle, callbacks=[epoch_timer(times)])
     return times
 
 

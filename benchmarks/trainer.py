@@ -21,7 +21,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import markdown_table, target_line  # noqa: E402
+from _common import epoch_timer, markdown_table, target_line  # noqa: E402
 
 
 def _pipeline():
@@ -53,20 +53,6 @@ def _model():
     )
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     return model
-
-
-def epoch_timer(times: list[float]):
-    """A Keras callback appending each epoch's wall time to ``times``."""
-    import keras
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
-    return EpochTimer()
 
 
 def run_cell(name: str, epochs: int) -> dict:

@@ -4,22 +4,44 @@ NOTE [ How model.fit reads an as_keras() dataset ]
 Keras 3's ``PyDatasetAdapter`` starts its own enqueuer (a ``multiprocessing.Pool`` that
 pickles every batch through a pipe, restarted every epoch) when a ``PyDataset`` reports
 ``workers > 1`` or ``workers > 0 and use_multiprocessing``. Otherwise it calls
-``__getitem__`` in order from its own thread (tf.data's, with the TensorFlow backend).
-So the dataset reports ``workers=0`` to Keras and answers those in-order calls from one
-`OrderedEnqueuer`, started at the first batch and kept across epochs and fits, whose
-workers compute ahead. Keras also calls ``__getitem__`` outside the order: for batches
-0 and 1 before ``fit`` starts (to infer the tensor specs), and in a random order each
-epoch with ``fit(shuffle=True)``, its default. Those calls are computed in the calling
-thread, so every call returns exactly ``sequence[index]`` of the current epoch.
-Keras calls ``on_epoch_end`` once before the first epoch too (``EpochIterator.reset``);
-only an ``on_epoch_end`` that closes an ``on_epoch_begin`` ends an epoch.
+``__getitem__`` from its own thread (tf.data's with the TensorFlow backend, the training
+loop's with JAX and PyTorch). So the dataset reports ``workers=0`` to Keras and answers
+those calls from one `OrderedEnqueuer`, started at the first batch and kept across
+epochs and fits, whose workers compute ahead. The rules, the same on every backend:
+
+- A *pass* is what lies between Keras' ``on_epoch_begin()`` and ``on_epoch_end()``.
+  Within a pass the k-th call gets the next batch of the pipeline's order, whatever
+  index Keras asks for. ``fit(shuffle=True)``, Keras' default, only permutes the batch
+  order of each epoch, so overriding it keeps every batch once per epoch and lets the
+  workers compute ahead; the pipeline's own ``shuffle`` (a pure function of
+  ``(seed, epoch)``) is the one that applies.
+- The pipeline's epoch ends when its last batch is delivered (``on_epoch_end`` of the
+  sequence runs then, once), not when Keras says so: a pass that stops early is not an
+  epoch. When Keras makes a new iterator for the next pass, that pass starts the epoch
+  again at its first batch; when it goes on with the same one (``steps_per_epoch``
+  smaller than the epoch), so does the epoch. Keras reads ``num_batches`` each time it
+  makes an iterator over a ``PyDataset`` (it needs the count to yield), never when it
+  goes on with one: that is how the dataset tells the two apart.
+- Under the JAX and PyTorch backends ``fit``, ``evaluate`` and ``predict`` read batch 0
+  in a pass of their own before training, to build the model, then end that pass. That
+  batch is kept and given again as the first batch of the next pass, so fit's epoch
+  ``e`` trains the pipeline's epoch ``e`` and the workers are not restarted.
+- Calls outside a pass (TensorFlow reads batches 0 and 1 to infer the tensor specs
+  before ``fit`` starts) are computed in the calling thread from the current epoch;
+  except right after a pass that stopped inside the epoch when Keras has not made a new
+  iterator (tf.data's prefetch reading ahead of ``steps_per_epoch``): such a call gets
+  the epoch's next batch, as the pass's would have.
+- A sharded pipeline of single arrays yields ``(x, sample_weight)``, which Keras would
+  read as ``(x, y)``: the dataset gives Keras ``(x, None, sample_weight)`` instead under
+  JAX and PyTorch. Keras' TensorFlow backend cannot take ``None`` from a ``PyDataset``
+  (its tf.data generator refuses it), so there such a pipeline is refused with a
+  ``ValueError`` that says what to do.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-import warnings
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -96,6 +118,40 @@ def as_tf_dataset(
     return dataset
 
 
+def keras_batch(seq: Any, batch: Any, backend: str) -> Any:
+    """A batch as Keras' ``fit`` reads it: lists become tuples, and a sharded pipeline's
+    ``(x, sample_weight)`` becomes ``(x, None, sample_weight)``.
+
+    Keras reads a 2-tuple as ``(x, y)``, so the weights of a sharded single-array
+    pipeline would be taken for targets. The JAX and PyTorch backends accept ``None``
+    targets (a model whose loss needs no ``y``: ``add_loss``, or its own
+    ``compute_loss``); TensorFlow's cannot turn ``None`` into a tensor, so there it is
+    refused.
+
+    Raises:
+        ValueError: for a sharded single-array batch under the TensorFlow backend.
+
+    Example:
+        >>> import numpy as np
+        >>> from seqpipe.pipeline import Pipeline
+        >>> seq = Pipeline(np.arange(3), batch_size=2).shard(2, 0)
+        >>> keras_batch(seq, seq[0], "jax")
+        (array([0, 1]), None, array([1., 1.], dtype=float32))
+    """
+    batch = as_tuples(batch)
+    if getattr(seq, "sharded", False) and isinstance(batch, tuple) and len(batch) == 2:
+        if backend == "tensorflow":
+            raise ValueError(
+                "a sharded pipeline without targets yields (x, sample_weight), which "
+                "Keras reads as (x, y), and Keras' TensorFlow backend cannot take "
+                "(x, None, sample_weight) from a PyDataset. Give the pipeline targets "
+                "(Pipeline((x, y)); Pipeline((x, x)) for an autoencoder), or use the "
+                "JAX or PyTorch backend, or do not shard it"
+            )
+        return (batch[0], None, batch[1])
+    return batch
+
+
 @functools.cache
 def _sequence_dataset_class() -> type:
     import keras
@@ -113,52 +169,71 @@ def _sequence_dataset_class() -> type:
             # Keras runs no workers of its own (see the NOTE); ours are in the feed.
             super().__init__(workers=0, use_multiprocessing=False, max_queue_size=max_queue_size)
             self.sequence = seq
+            self.backend = keras.backend.backend()
+            if getattr(seq, "sharded", False) and getattr(seq, "structure", None) == "single":
+                keras_batch(seq, (None, None), self.backend)  # refused up front on TF
             self.feed = EnqueuerFeed(seq, workers, use_multiprocessing, max_queue_size)
             self._lock = threading.Lock()
-            self._in_epoch = False  # between on_epoch_begin and on_epoch_end
-            self._in_order = False  # every call of this epoch asked for the next batch
-            self._warned = False
+            self._in_pass = False  # between on_epoch_begin and on_epoch_end
+            self._pass_reads = 0  # calls answered in this pass
+            # Keras reads `num_batches` whenever it makes a new iterator over this
+            # dataset, and not when it goes on with one (see the NOTE).
+            self._new_iterator = False
+            # Batch 0 of the feed's epoch while it is the only batch delivered: given
+            # again if a pass that read only it is followed by one starting over.
+            self._first: Any = None
+            self._restart_pending = False  # the last pass stopped inside an epoch
+
+        @property
+        def num_batches(self) -> int:
+            self._new_iterator = True
+            return len(self.sequence)
 
         def __len__(self) -> int:
             return len(self.sequence)
 
         def __getitem__(self, index: int) -> Any:
             with self._lock:
-                if self._in_order and index == self.feed.position < len(self.sequence):
-                    return as_tuples(self.feed.next_batch())
-                if self._in_order:
-                    self._in_order = False
-                    self._warn_out_of_order(index)
-            return as_tuples(self.sequence[index])
+                # Outside a pass: TensorFlow's look at the first batches, computed here;
+                # or a read-ahead of tf.data's prefetch that landed after Keras ended a
+                # pass of an iterator it goes on with, which belongs to the epoch.
+                if not self._in_pass and (self._new_iterator or not self._restart_pending):
+                    return keras_batch(self.sequence, self.sequence[index], self.backend)
+                if self._pass_reads == 0 and self._restart_pending:
+                    self._restart_pending = False
+                    if self._new_iterator:  # Keras starts over: so does the epoch
+                        if self.feed.position == 1 and self._first is not None:
+                            self._pass_reads += 1
+                            self._new_iterator = False
+                            return self._first
+                        self.feed.rewind()
+                self._pass_reads += 1
+                self._new_iterator = False
+                return self._next_in_order()
 
-        def _warn_out_of_order(self, index: int) -> None:
-            if self._warned:
-                return
-            self._warned = True
-            warnings.warn(
-                f"batch {index} was asked for while batch {self.feed.position} was next: "
-                f"model.fit(shuffle=True), Keras' default, shuffles the batch order, so "
-                f"this epoch's remaining batches are computed one at a time in this "
-                f"thread. Pass shuffle=False to fit and shuffle in the pipeline "
-                f"(Pipeline(..., shuffle=True)) to keep the workers computing ahead.",
-                stacklevel=2,
-            )
+        def _next_in_order(self) -> Any:
+            batch = keras_batch(self.sequence, self.feed.next_batch(), self.backend)
+            self._first = batch if self.feed.position == 1 else None
+            if self.feed.position == len(self.sequence):
+                self.feed.finish_epoch()  # now: Keras may never ask past the end
+            return batch
 
         def on_epoch_begin(self) -> None:
             with self._lock:
-                self._in_epoch = self._in_order = True
+                self._in_pass, self._pass_reads = True, 0
 
         def on_epoch_end(self) -> None:
             with self._lock:
-                if not self._in_epoch:
-                    return  # Keras' reset before the first epoch: no epoch has run
-                self._in_epoch = self._in_order = False
-                self.feed.finish_epoch()
+                self._in_pass = False
+                # Keras' reset before its first epoch ends no pass; a pass that stopped
+                # inside the pipeline's epoch leaves it open for the next pass.
+                self._restart_pending = self.feed.position > 0
 
         def close(self) -> None:
             """Stops the workers now (they also stop when this dataset is collected)."""
             with self._lock:
                 self.feed.stop()
+                self._first = None
 
         def __enter__(self) -> SequenceDataset:
             return self
@@ -174,18 +249,33 @@ def as_keras(
 ) -> Any:
     """A ``keras.utils.PyDataset`` over ``seq`` (``model.fit(seq.as_keras())``).
 
-    ``model.fit`` reads it in order from one thread while an `OrderedEnqueuer` with
-    ``workers`` workers computes ahead; the workers start at the first batch and are
-    kept across epochs and fits, until the dataset's ``close()`` (or the end of a
-    ``with`` block), garbage collection or exit. TensorFlow keeps a dataset that
-    ``fit`` has read alive until exit, so close it to get the workers back earlier.
-    ``on_epoch_end`` of ``seq`` runs once per epoch. Keras' ``fit(shuffle=True)`` (its
-    default) asks for batches in a random order, which no enqueuer can compute ahead:
-    pass ``shuffle=False`` and shuffle in the `Pipeline` instead (a warning says so).
-    Outside ``fit`` an epoch is what lies between ``on_epoch_begin()`` and
-    ``on_epoch_end()``; ``ds[i]`` outside one is computed in the calling thread.
+    Works under every Keras 3 backend (TensorFlow, JAX, PyTorch), the same way: see
+    NOTE [ How model.fit reads an as_keras() dataset ] in ``parallel/adapters.py``.
+    ``model.fit``, ``evaluate`` and ``predict`` read it from one thread while an
+    `OrderedEnqueuer` with ``workers`` workers computes ahead; the workers start at the
+    first batch and are kept across epochs and fits, until the dataset's ``close()``
+    (or the end of a ``with`` block), garbage collection or exit. TensorFlow keeps a
+    dataset that ``fit`` has read alive until exit, so close it to get the workers back
+    earlier. Every batch is delivered once per epoch, and fit's epoch ``e`` is the
+    pipeline's epoch ``e``; ``on_epoch_end`` of ``seq`` runs once per epoch, when its
+    last batch is delivered.
 
-    Args:
+    What Keras does differently, overridden here:
+
+    - ``fit(shuffle=True)`` (Keras' default) is overridden: batches come in the
+      pipeline's order, as fast as with ``shuffle=False``. Shuffle in the `Pipeline`
+      (``Pipeline(..., shuffle=True, seed=S)``), which draws a new order every epoch.
+    - Keras' look at batch 0 before training (JAX and PyTorch backends) is not counted
+      as an epoch.
+    - A sharded pipeline of single arrays gives Keras ``(x, None, sample_weight)``,
+      not ``(x, sample_weight)``, which Keras would read as ``(x, y)`` (JAX and
+      PyTorch backends); the TensorFlow backend cannot take ``None`` targets, so
+      there it is refused.
+
+    Read by hand, ``on_epoch_begin()`` starts a pass as it does for Keras; ``ds[i]``
+    outside a pass is computed in the calling thread.
+
+        Args:
         seq: the `Sequence` or `Pipeline`.
         workers: enqueuer workers (0: computed in Keras' thread).
         use_multiprocessing: worker processes instead of threads.
@@ -194,10 +284,14 @@ def as_keras(
     Returns:
         The ``keras.utils.PyDataset``.
 
+    Raises:
+        ValueError: for a sharded pipeline of single arrays under Keras' TensorFlow
+            backend (see above).
+
     Example:
         >>> from seqpipe.pipeline import Pipeline
         >>> with Pipeline((x, y), 64).as_keras(2, True) as ds:  # doctest: +SKIP
-        ...     model.fit(ds, epochs=10, shuffle=False)
+        ...     model.fit(ds, epochs=10)
     """
     return _sequence_dataset_class()(seq, workers, use_multiprocessing, max_queue_size)
 

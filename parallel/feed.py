@@ -139,6 +139,19 @@ class EnqueuerFeed:
         self.epoch += 1
         self.position = 0
 
+    def state(self) -> dict[str, Any]:
+        """The enqueuer's `state` after the batches delivered so far (JSON-able).
+
+        Pass it as ``initial_state`` to continue from here, in this process or another.
+        """
+        if self.enqueuer is not None:
+            return self.enqueuer.state()
+        if self._initial_state is not None:
+            return self._initial_state
+        _, use_multiprocessing, _ = self._options
+        # Not started, or stopped at an epoch boundary: the sequence's epoch says where.
+        return OrderedEnqueuer(self.sequence, use_multiprocessing).state()
+
     def rewind(self) -> None:
         """Goes back to the first batch of the current epoch (after an early stop)."""
         if self.position:

@@ -28,6 +28,28 @@ _STEPS = {
 }
 
 
+def refuse_other_backends(what: str) -> None:
+    """Raises unless Keras runs on TensorFlow: the trainer is built on ``tf.distribute``.
+
+    Args:
+        what: the refused call, for the message.
+
+    Raises:
+        RuntimeError: naming the Keras backend in use and what to use with it instead.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            f"{what} trains with tf.distribute, so it needs Keras' TensorFlow backend; "
+            f"Keras runs on {backend!r} here (KERAS_BACKEND={backend}). On this backend "
+            f"use keras.distribution (e.g. keras.distribution.set_distribution("
+            f"keras.distribution.DataParallel())) with model.fit(seq.as_keras()), or "
+            f"set KERAS_BACKEND=tensorflow"
+        )
+
+
 def refuse_keras_arguments(steps: int, validation_steps: int | None, **given: Any) -> None:
     """Raises for Keras ``fit`` arguments that the trainer does not take.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .devices import resolve_devices
+from .fit_options import refuse_other_backends
 
 
 def multi_gpu_model(
@@ -37,11 +38,13 @@ def multi_gpu_model(
     Raises:
         ValueError: if fewer devices are visible than asked for (naming the count
             found), or fewer than 2 are asked for.
+        RuntimeError: if Keras runs on another backend than TensorFlow.
 
     Example:
         >>> parallel_model = multi_gpu_model(model, gpus=8)        # doctest: +SKIP
         >>> parallel_model.compile(loss="mse", optimizer="rmsprop")  # doctest: +SKIP
     """
+    refuse_other_backends("multi_gpu_model")
     import keras
     import tensorflow as tf
 

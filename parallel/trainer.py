@@ -42,6 +42,7 @@ from .fit_options import (
     check_callbacks,
     check_class_weight,
     refuse_keras_arguments,
+    refuse_other_backends,
     should_validate,
 )
 from .metrics import in_keras_order
@@ -80,6 +81,7 @@ class MultiGPUTrainer:
 
     Raises:
         ValueError: if the model is not compiled.
+        RuntimeError: if Keras runs on another backend than TensorFlow.
 
     Example:
         >>> trainer = MultiGPUTrainer(model)                     # doctest: +SKIP
@@ -88,6 +90,7 @@ class MultiGPUTrainer:
     """
 
     def __init__(self, model: Any, cpu_merge: bool = True, cpu_relocation: bool = False):
+        refuse_other_backends("MultiGPUTrainer")
         if getattr(model, "optimizer", None) is None or getattr(model, "loss", None) is None:
             raise ValueError("MultiGPUTrainer needs a compiled model: call model.compile()")
         self.model = model

@@ -55,6 +55,41 @@ class Sequence:
         `seqpipe.parallel.as_keras`)."""
         return provided("Sequence.as_keras")(self, workers, use_multiprocessing, max_queue_size)
 
+    def as_torch(
+        self,
+        workers: int = 0,
+        use_multiprocessing: bool = True,
+        pin_memory: bool = False,
+        device: Any = None,
+        prefetch: int = 2,
+        shard: Any = None,
+    ) -> Any:
+        """A drop-in for ``torch.utils.data.DataLoader`` over this sequence, fed by an
+        `OrderedEnqueuer` (see `seqpipe.parallel.as_torch`)."""
+        return provided("Sequence.as_torch")(
+            self, workers, use_multiprocessing, pin_memory, device, prefetch, shard
+        )
+
+    def as_jax(
+        self,
+        sharding: Any = None,
+        *,
+        workers: int = 0,
+        use_multiprocessing: bool = True,
+        prefetch: int = 2,
+        shard: Any = "auto",
+    ) -> Any:
+        """This sequence's batches as ``jax.Array``s, laid out by ``sharding`` when
+        given (see `seqpipe.parallel.as_jax`)."""
+        return provided("Sequence.as_jax")(
+            self,
+            sharding,
+            workers=workers,
+            use_multiprocessing=use_multiprocessing,
+            prefetch=prefetch,
+            shard=shard,
+        )
+
     def __or__(self, transform: Callable) -> Any:
         """Wraps this sequence in a `Pipeline` and appends ``transform``."""
         return provided("Sequence.__or__")(self, transform)

@@ -90,3 +90,21 @@ def test_a_project_with_its_own_transforms_and_pipeline_modules_shadows_nothing(
         "spawn 20",
         "user transforms user pipeline",
     ]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_as_torch_and_as_jax_without_their_framework_name_the_extra(framework):
+    # ``sys.modules[name] = None`` makes ``import name`` raise ImportError, as when the
+    # package is not installed.
+    code = (
+        f"import sys; sys.modules[{framework!r}] = None\n"
+        "import numpy as np\n"
+        "from seqpipe.pipeline import Pipeline\n"
+        "try:\n"
+        f"    getattr(Pipeline(np.arange(4), batch_size=2), 'as_{framework}')()\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert f"pip install 'seqpipe[{framework}]'" in out.stdout, out.stdout + out.stderr

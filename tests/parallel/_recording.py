@@ -7,15 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from seqpipe.pipeline import Pipeline
-
-
-def make_data(n):
-    """A learnable linear problem; column 4 of x holds the sample id (unused by models)."""
-    rng = np.random.default_rng(0)
-    features = rng.normal(size=(n, 4)).astype("float32")
-    x = np.concatenate([features, np.arange(n, dtype="float32")[:, None]], axis=1)
-    y = (features @ np.array([1.0, -2.0, 3.0, 0.5], "float32"))[:, None]
-    return x, y
+from tests.parallel._data import make_data  # noqa: F401 (the trainer checks import it here)
 
 
 @keras.saving.register_keras_serializable("seqpipe_tests")
