@@ -146,10 +146,9 @@ class EnqueuerFeed:
         """
         if self.enqueuer is not None:
             return self.enqueuer.state()
-        if self._initial_state is not None:
-            return self._initial_state
         _, use_multiprocessing, _ = self._options
-        # Not started, or stopped at an epoch boundary: the sequence's epoch says where.
+        # Not started, or stopped: the sequence's epoch (and where its steps begin, for
+        # a resumed one) says where.
         return OrderedEnqueuer(self.sequence, use_multiprocessing).state()
 
     def rewind(self) -> None:

@@ -88,9 +88,10 @@ def test_a_sharded_single_array_pipeline_gives_keras_no_weights_as_targets(keras
     if keras_run["backend"] == "tensorflow":
         assert "Pipeline((x, x))" in keras_run["unlabelled_shard_error"]
         return
-    # Shard 1 of 2 over 5 samples, batches of 2: ids 3 and 4, then one padding row.
+    # Shard 1 of 2 over 5 samples, batches of 2: its slice of step 0 (ids 2 and 3), then
+    # a padding row in the last step, whose one sample goes to shard 0.
     assert keras_run["unlabelled_shard"] == [
-        [True, [3.0, 4.0], [1.0, 1.0]],
+        [True, [2.0, 3.0], [1.0, 1.0]],
         [True, [4.0], [0.0]],
     ]
 

@@ -161,7 +161,10 @@ def test_retries_are_bounded_with_backoff(s3):
     finally:
         s3.clear_failures()
     failed = len([r for r in s3.log if r.status == 503])
-    assert RETRIES + 1 <= failed <= 4 * (RETRIES + 1)
+    # Each attempt reopens the object (a failed handle is never reused), and pyarrow's
+    # open repeats its HEAD on a 503 (6 times here, whatever the SDK's max_attempts):
+    # bounded, not multiplied by further layers.
+    assert RETRIES + 1 <= failed <= 8 * (RETRIES + 1)
     assert time.monotonic() - start >= BACKOFF_S * (2**RETRIES - 1)  # the pauses between
     assert source[7] == TFRecordSource(s3.local["tfrecord"])[7]  # and then it recovers
 
