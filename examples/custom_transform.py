@@ -24,9 +24,11 @@ from seqpipe.transforms import Normalize, RandomTransform, Resize, ToCategorical
 class RandomFlip(RandomTransform):
     """Flips each image left-right with probability ``p``.
 
-    ``rng`` is made for each batch from (seed, epoch, shard, batch, position), so the
-    flips are the same in any worker and in a reloaded pipeline, and differ between
-    epochs and between identical images.
+    In a pipeline, row ``i`` of ``rng``'s draws comes from sample ``i``'s own stream,
+    keyed by (seed, epoch, sample id, position among the random transforms) (NOTE [
+    Augmentation keys ] in ``transforms/randomness.py``), so a sample's flip is the same
+    in any worker, batch, shard and reloaded pipeline, and differs between epochs and
+    between identical images.
     """
 
     def __init__(self, p: float = 0.5, on: int | str | None = None) -> None:
