@@ -1,10 +1,21 @@
-"""`Pipeline`: sources, batching, shuffling, sharding and transforms as one Sequence."""
+"""`Pipeline`: sources, batching, shuffling, sharding and transforms as one Sequence.
+
+NOTE [ Stage clock ]
+`Pipeline.get_batch` takes an optional ``clock``, called with ``(stage, output)`` as
+each stage of the batch ends, in the order the stages run: the batch plan, each source
+read, each transform, the sharding weights. ``stage`` numbers them as `print_summary`
+lists them (each source first, then the plan, the transforms and the shard), so a
+caller that reads a clock between two calls knows each stage's time and output. Without
+a clock the batch is made exactly as before; `print_summary`'s tracing and the timing of
+stages in enqueuer workers (``parallel/stage_timing.py``) both pass one.
+"""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import secrets
@@ -25,6 +36,9 @@ from .sequence import Sequence
 # Names the construction of epoch orders and of sharded steps in states and backups: a
 # state saved under another construction described other batches and must not resume.
 ORDER_VERSION = "prefix-steps-1"
+
+# Called as ``clock(stage, output)`` when a stage of a batch ends (NOTE [ Stage clock ]).
+StageClock = Callable[[int, Any], None]
 
 
 def _is_batch_level(source: Any) -> bool:
@@ -210,7 +224,9 @@ class Pipeline(Sequence):
             raise IndexError(f"batch index {index} out of range for {num} batches")
         return self.get_batch(int(index) % num, self.epoch)
 
-    def get_batch(self, index: int, epoch: int, out: Any = None) -> Any:
+    def get_batch(
+        self, index: int, epoch: int, out: Any = None, clock: StageClock | None = None
+    ) -> Any:
         """Returns batch ``index`` of ``epoch``, whatever the current epoch is.
 
         Args:
@@ -220,16 +236,37 @@ class Pipeline(Sequence):
                 transforms (one array, a tuple or a dict); sources with ``read_into``
                 (`sources.HDF5Matrix`) fill them in place. Transforms then run on them.
                 ``None``: new arrays. The enqueuer passes views of shared memory.
+            clock: called as ``clock(stage, output)`` as each stage ends, ``stage``
+                numbering the stages as `print_summary` lists them: each source, the
+                batch plan, each transform, the sharding weights (NOTE [ Stage clock ]).
 
         Returns:
             The batch: an array, tuple or dict, with ``sample_weight`` added when the
             pipeline is sharded.
         """
         spec = self.batch_plan(index, epoch)
-        batch = self._read(spec, out)
+        if clock is None:
+            batch = self._read(spec, out)
+            for position in range(len(self._transforms)):
+                batch = self.apply_transform(position, batch, spec, epoch)
+            return self.add_weights(batch, spec)
+        first = self.num_source_stages
+        clock(first, spec)
+        batch = self._read(spec, out, clock)
         for position in range(len(self._transforms)):
             batch = self.apply_transform(position, batch, spec, epoch)
-        return self.add_weights(batch, spec)
+            clock(first + 1 + position, batch)
+        batch = self.add_weights(batch, spec)
+        if spec.weights is not None:
+            clock(first + 1 + len(self._transforms), batch)
+        return batch
+
+    @property
+    def num_source_stages(self) -> int:
+        """Sources read for each batch: the stages before the batch plan's."""
+        if self._structure in (TUPLE, DICT):
+            return len(self._sources)
+        return 1
 
     def batch_plan(self, index: int, epoch: int) -> BatchPlan:
         """The sample ids (and weights, when sharded) of batch ``index`` of ``epoch``."""
@@ -276,20 +313,28 @@ class Pipeline(Sequence):
         contiguous = spec.as_slice()
         return spec.indices if contiguous is None else contiguous
 
-    def _read(self, spec: BatchPlan, out: Any = None) -> Any:
+    def _read(self, spec: BatchPlan, out: Any = None, clock: StageClock | None = None) -> Any:
         if self._structure == BATCHES:
             if out is not None:
                 raise ValueError("out= needs array sources, not a wrapped Sequence")
-            return self._sources[int(spec.indices[0])]
+            batch = self._sources[int(spec.indices[0])]
+            if clock is not None:
+                clock(0, batch)
+            return batch
         key = self.read_key(spec)
+        stage = itertools.count()
 
         def read(source: Any, target: np.ndarray | None) -> Any:
             if target is None:
-                return source[key]
-            if hasattr(source, "read_into"):
-                return source.read_into(key, target)
-            np.copyto(target, source[key], casting="no")
-            return target
+                part = source[key]
+            elif hasattr(source, "read_into"):
+                part = source.read_into(key, target)
+            else:
+                np.copyto(target, source[key], casting="no")
+                part = target
+            if clock is not None:
+                clock(next(stage), part)
+            return part
 
         if self._structure == SINGLE:
             return read(self._sources, out)
