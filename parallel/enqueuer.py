@@ -224,9 +224,11 @@ class OrderedEnqueuer:
         if auto is not None:
             tuner = AutoTuner(auto, max_workers=self.max_queue_size)
             tuning = Tuning(self._executor.pool, tuner, time.monotonic())
-        self.monitor = InputMonitor(self._pool_stats, timed, tuning)
+        self.monitor = InputMonitor(self.stats, timed, tuning)
 
-    def _pool_stats(self) -> PoolStats:
+    def stats(self) -> PoolStats:
+        """What the workers measured so far: the pool's `PoolStats` (for threads, or the
+        consumer's thread, a `PoolStats` without clocks or shared memory)."""
         pool = getattr(self._executor, "pool", None)
         if pool is not None:
             return pool.stats()
@@ -237,7 +239,7 @@ class OrderedEnqueuer:
     def worker_count(self) -> int:
         """Worker processes or threads alive now (0 when stopped or computing in the
         consumer's thread); with ``workers="auto"`` it changes as the count is tuned."""
-        return self._pool_stats().processes if self.is_running() else 0
+        return self.stats().processes if self.is_running() else 0
 
     def is_running(self) -> bool:
         """Whether `start` was called and `stop` was not."""

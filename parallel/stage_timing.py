@@ -87,7 +87,7 @@ class StageTimed:
 
     def __getstate__(self) -> dict[str, Any]:
         # A worker process times into its own clock slot, not into a copy of ours.
-        return {"timed_sequence": self.timed_sequence, "names": self.names}
+        return {k: v for k, v in self.__dict__.items() if k != "local"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, local=LocalStageTimes(len(state["names"])))
@@ -96,26 +96,35 @@ class StageTimed:
         sequence = self.timed_sequence
         if isinstance(sequence, Pipeline):
             return self.get_batch(int(index), sequence.epoch)
+        marks = self._begin()
         started = time.perf_counter()
         batch = sequence[index]
-        sink = this_worker() or self.local
-        sink.add_stage(0, time.perf_counter() - started)
-        if sink is self.local:
-            sink.count_batch()
-        return batch
+        self._mark(marks, 0, time.perf_counter() - started, batch)
+        return self._end(marks, batch)
 
     def get_batch(self, index: int, epoch: int, out: Any = None) -> Any:
         """`Pipeline.get_batch`, with each stage's seconds recorded."""
-        sink = this_worker() or self.local
+        marks = self._begin()
         last = time.perf_counter()
 
-        def clock(position: int, _: Any) -> None:
+        def clock(position: int, output: Any) -> None:
             nonlocal last
             now = time.perf_counter()
-            sink.add_stage(position, now - last)
+            self._mark(marks, position, now - last, output)
             last = now
 
-        batch = self.timed_sequence.get_batch(index, epoch, out, clock)
+        return self._end(marks, self.timed_sequence.get_batch(index, epoch, out, clock))
+
+    # What a batch's stage times go to: a subclass may keep them otherwise (the
+    # profile's recording returns them with the batch).
+
+    def _begin(self) -> Any:
+        return this_worker() or self.local
+
+    def _mark(self, sink: Any, position: int, seconds: float, output: Any) -> None:
+        sink.add_stage(position, seconds)
+
+    def _end(self, sink: Any, batch: Any) -> Any:
         if sink is self.local:
             sink.count_batch()
         return batch
