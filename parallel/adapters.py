@@ -25,12 +25,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from .._core.hooks import provide
+from .autotune import Workers
 from .feed import EnqueuerFeed
 from .tensor_specs import as_tuples, output_signature
+from .tensorboard_metrics import EpochInputMetrics, fit_tensorboard_log_dir
 
 
 def as_tf_dataset(
-    seq: Any, workers: int = 0, use_multiprocessing: bool = False, max_queue_size: int = 10
+    seq: Any, workers: Workers = 0, use_multiprocessing: bool = False, max_queue_size: int = 10
 ) -> Any:
     """A re-iterable ``tf.data.Dataset``: each iteration is one epoch of ``seq``.
 
@@ -42,7 +44,8 @@ def as_tf_dataset(
 
     Args:
         seq: the `Sequence` or `Pipeline`.
-        workers: enqueuer workers (0: read in tf.data's own thread).
+        workers: enqueuer workers (0: read in tf.data's own thread; ``"auto"`` or
+            `AutoWorkers`: tuned, with ``use_multiprocessing=True``).
         use_multiprocessing: worker processes instead of threads.
         max_queue_size: batches computed ahead.
 
@@ -108,7 +111,7 @@ def _sequence_dataset_class() -> type:
         """
 
         def __init__(
-            self, seq: Any, workers: int, use_multiprocessing: bool, max_queue_size: int
+            self, seq: Any, workers: Workers, use_multiprocessing: bool, max_queue_size: int
         ) -> None:
             # Keras runs no workers of its own (see the NOTE); ours are in the feed.
             super().__init__(workers=0, use_multiprocessing=False, max_queue_size=max_queue_size)
@@ -118,6 +121,7 @@ def _sequence_dataset_class() -> type:
             self._in_epoch = False  # between on_epoch_begin and on_epoch_end
             self._in_order = False  # every call of this epoch asked for the next batch
             self._warned = False
+            self._metrics: EpochInputMetrics | None = None
 
         def __len__(self) -> int:
             return len(self.sequence)
@@ -145,15 +149,28 @@ def _sequence_dataset_class() -> type:
             )
 
         def on_epoch_begin(self) -> None:
+            # Keras' fit calls this from its loop (NOTE [ Finding model.fit's TensorBoard
+            # callback ] in parallel/tensorboard_metrics.py).
+            log_dir = fit_tensorboard_log_dir()
             with self._lock:
                 self._in_epoch = self._in_order = True
+                if log_dir is None:
+                    self._metrics = None
+                    return
+                if self._metrics is None or self._metrics.log_dir != log_dir:
+                    self._metrics = EpochInputMetrics(self.feed, log_dir)
+                    self.feed.enable_monitor()
+                self._metrics.begin()
 
         def on_epoch_end(self) -> None:
             with self._lock:
                 if not self._in_epoch:
                     return  # Keras' reset before the first epoch: no epoch has run
                 self._in_epoch = self._in_order = False
+                epoch = self.feed.epoch
                 self.feed.finish_epoch()
+                if self._metrics is not None:
+                    self._metrics.end(epoch)
 
         def close(self) -> None:
             """Stops the workers now (they also stop when this dataset is collected)."""
@@ -170,7 +187,7 @@ def _sequence_dataset_class() -> type:
 
 
 def as_keras(
-    seq: Any, workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10
+    seq: Any, workers: Workers = 1, use_multiprocessing: bool = False, max_queue_size: int = 10
 ) -> Any:
     """A ``keras.utils.PyDataset`` over ``seq`` (``model.fit(seq.as_keras())``).
 
@@ -187,7 +204,10 @@ def as_keras(
 
     Args:
         seq: the `Sequence` or `Pipeline`.
-        workers: enqueuer workers (0: computed in Keras' thread).
+        workers: enqueuer workers (0: computed in Keras' thread; ``"auto"`` or
+            `AutoWorkers`: tuned, with ``use_multiprocessing=True``). Under ``fit`` with
+            a ``keras.callbacks.TensorBoard``, the input's metrics are written beside its
+            logs (``parallel/tensorboard_metrics.py``).
         use_multiprocessing: worker processes instead of threads.
         max_queue_size: batches computed ahead.
 

@@ -95,6 +95,10 @@ class AutoWorkers:
         return os.cpu_count() or 1
 
 
+# A worker count: an int, ``"auto"`` or `AutoWorkers` (what adapters pass on unchanged).
+Workers = int | str | AutoWorkers
+
+
 def auto_workers(
     workers: Any, cpu_budget: int | None = None, ram_budget_mb: float | None = None
 ) -> AutoWorkers | None:

@@ -138,6 +138,7 @@ class InputMonitor:
         self.delivered = 0
         self._depth_sum = 0.0
         self._depth_samples = 0
+        self.origin = self.read()  # when the enqueuer started
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="seqpipe-monitor", daemon=True)
         self._thread.start()
