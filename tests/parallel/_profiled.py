@@ -54,3 +54,20 @@ class SlowSequence(Sequence):
 
     def on_epoch_end(self):
         self.epochs_ended += 1
+
+
+def nap_batch(batch):
+    """A 2 ms stage: long enough for scale events to land while batches are in flight."""
+    time.sleep(0.002)
+    return batch
+
+
+_BALLAST = []
+
+
+def ballast_batch(batch):
+    """The 20 ms stage of a worker that holds 48 MB of its own memory (kept per process)."""
+    if not _BALLAST:
+        _BALLAST.append(np.ones(48 * 2**20, dtype=np.uint8))
+    time.sleep(SLOW_SECONDS)
+    return batch
