@@ -30,6 +30,7 @@ import os
 import sys
 import time
 import types
+from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
 import numpy as np
@@ -40,38 +41,79 @@ from ..pipeline.stages import nbytes, stage_list
 from .autotune import AutoWorkers, Usage, demand
 from .enqueuer import OrderedEnqueuer
 from .profile_report import ProfileReport, StageProfile, Timeline, WorkerProfile
+from .shm import SHM_DIR, SegmentWriter
 from .stage_timing import StageTimed
 
 
 class _Recording(StageTimed):
-    """Batches as ``(batch, record)``; the record is ``[pid, start, (stage, seconds,
-    output bytes) per stage in the order they ran]``. Bytes are counted on the first
-    batch of each process only (-1 after it, and for the batch plan): walking a batch's
-    arrays costs more than the clocks."""
+    """Records each batch's stages in shared memory, one row per batch of the profile:
+    ``[pid, start, (stage, seconds, output bytes) per stage in the order they ran]``.
 
-    def __init__(self, sequence: Any) -> None:
+    Rows are indexed by the batch's place in the profile (epochs after the first follow
+    on), so workers need no coordination and the batches themselves cross as always.
+    Bytes are counted on the first batch of each process only (-1 after it, and for
+    the batch plan): walking a batch's arrays costs more than the clocks.
+    """
+
+    def __init__(self, sequence: Any, capacity: int) -> None:
         super().__init__(sequence)
         self.plan_stage = sequence.num_source_stages if isinstance(sequence, Pipeline) else -1
+        self.first_epoch = int(getattr(sequence, "epoch", 0) or 0)
+        self.capacity = capacity
+        self.width = 2 + 3 * len(self.names)
+        self._memory = SharedMemory(create=True, size=8 * capacity * self.width)
+        self.segment = self._memory.name
+        self._rows: np.ndarray | None = None
+        self._pid = 0
         self.sizing = True
+        self.rows()[:] = -1.0  # stages a batch does not run stay -1
 
-    def _begin(self) -> list[float]:
-        return [os.getpid(), time.monotonic()]
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._rows, self._pid = None, 0
+
+    def rows(self) -> np.ndarray:
+        """The records: in the parent the memory it created, in a worker a mapping."""
+        if self._rows is None:
+            shape = (self.capacity, self.width)
+            memory = self.__dict__.get("_memory")
+            if memory is not None:
+                self._rows = np.ndarray(shape, np.float64, buffer=memory.buf)
+            else:
+                mapped = SegmentWriter(1, SHM_DIR).view(self.segment, 8 * int(np.prod(shape)))
+                self._rows = mapped.view(np.float64).reshape(shape)
+            self._pid = os.getpid()  # once: getpid is a system call
+        return self._rows
+
+    def close(self) -> None:
+        """Frees the records (the parent, after reading them)."""
+        self._rows = None
+        self._memory.close()
+        self._memory.unlink()
+
+    def _begin(self, index: int, epoch: int) -> list[float]:
+        return [(epoch - self.first_epoch) * len(self) + index, 0.0, time.monotonic()]
 
     def _mark(self, marks: list[float], position: int, seconds: float, output: Any) -> None:
         sized = self.sizing and position != self.plan_stage
         marks += (position, seconds, nbytes(output) if sized else -1)
 
     def _end(self, marks: list[float], batch: Any) -> Any:
+        rows = self.rows()
+        slot = int(marks[0])
+        if slot < self.capacity:
+            marks[1] = self._pid
+            rows[slot, : len(marks) - 1] = marks[1:]
         self.sizing = False
-        return batch, np.array(marks)
+        return batch
 
 
 def _recording_cost(recording: _Recording, batch: Any, positions: list[int]) -> float:
-    # Seconds one batch's recording costs a worker: its clock reads, marks and record.
+    # Seconds one batch's recording costs a worker: its clock reads, marks and row.
     reps = 300
     started = time.perf_counter()
     for _ in range(reps):
-        marks = recording._begin()
+        marks = recording._begin(0, recording.first_epoch)
         last = time.perf_counter()
         for position in positions:
             now = time.perf_counter()
@@ -121,35 +163,40 @@ def profile(
     setting = cpus if workers is None else workers
     repeats = isinstance(seq, Pipeline)
     target = copy.copy(seq) if repeats else seq
-    recording = _Recording(target)
-    enqueuer = OrderedEnqueuer(recording, use_multiprocessing=True)
-    launched = time.monotonic()
-    enqueuer.start(workers=setting, max_queue_size=max_queue_size)
+    count = batches + 1 if repeats else min(batches + 1, len(target))
+    recording = _Recording(target, count)
     try:
-        run = _Run(enqueuer, batches + 1 if repeats else min(batches + 1, len(target)))
-        decisions = [] if enqueuer.monitor is None else enqueuer.monitor.decisions
+        enqueuer = OrderedEnqueuer(recording, use_multiprocessing=True)
+        launched = time.monotonic()
+        enqueuer.start(workers=setting, max_queue_size=max_queue_size)
+        try:
+            run = _Run(enqueuer, count)
+            decisions = [] if enqueuer.monitor is None else enqueuer.monitor.decisions
+        finally:
+            enqueuer.stop()
+        records = recording.rows().copy()
+        positions = [int(p) for p in _marks(records[-1])[:, 0]]
+        overhead = _recording_cost(recording, run.last_batch, positions)
     finally:
-        enqueuer.stop()
-    stages = _stage_profiles(target, run.records)
+        recording.close()
     timeline_stages: dict[int, list[tuple[int, float, float]]] = {}
-    for record in run.records[1:]:
+    for record in records[1:]:
         start, segments = record[1], timeline_stages.setdefault(int(record[0]), [])
-        for position, seconds in record[2:].reshape(-1, 3)[:, :2].tolist():
+        for position, seconds, _ in _marks(record).tolist():
             segments.append((int(position), start, seconds))
             start += seconds
-    positions = [int(p) for p in run.records[-1][2:].reshape(-1, 3)[:, 0]]
     report = ProfileReport(
-        stages=stages,
+        stages=_stage_profiles(target, records),
         workers=run.workers,
         worker_setting=str(setting),
-        batches=len(run.records) - 1,
+        batches=count - 1,
         seconds=run.seconds,
         startup_s=run.first - launched,
         consumer_wait_s=sum(seconds for _, seconds in run.waits),
         cpu_demand=run.cpu_demand,
         cpu_budget=cpus if not isinstance(setting, AutoWorkers) else setting.cpus(),
         max_queue_size=max_queue_size,
-        overhead_us=1e6 * _recording_cost(recording, run.last_batch, positions),
+        overhead_us=1e6 * overhead,
         timeline=Timeline(run.first, timeline_stages, run.waits),
         decisions=decisions,
     )
@@ -167,26 +214,25 @@ class _Run:
     reading the workers' clocks when the first batch arrives and after the last."""
 
     def __init__(self, enqueuer: OrderedEnqueuer, count: int) -> None:
-        self.records: list[np.ndarray] = []
         self.waits: list[tuple[float, float]] = []
         usage = Usage()
         batches = enqueuer.iter_epoch()
-        while len(self.records) < count:
+        taken = 0
+        while taken < count:
             asked = time.monotonic()
             try:
-                batch, record = next(batches)
+                self.last_batch = next(batches)
             except StopIteration:  # a Pipeline's epoch ended: the next one follows
                 batches = enqueuer.iter_epoch()
                 continue
             now = time.monotonic()
-            if not self.records:
+            if not taken:
                 self.first = now
                 before = enqueuer.stats()
                 usage.read([c.pid for c in before.per_worker])
             else:
                 self.waits.append((asked, now - asked))
-            self.records.append(record)
-            self.last_batch = batch
+            taken += 1
         self.seconds = max(now - self.first, 1e-9)
         after = enqueuer.stats()
         cpu, _ = usage.read([c.pid for c in after.per_worker])
@@ -209,13 +255,19 @@ class _Run:
         self.cpu_demand = demand(cpu, busy)
 
 
-def _stage_profiles(target: Any, records: list[np.ndarray]) -> list[StageProfile]:
+def _marks(record: np.ndarray) -> np.ndarray:
+    # A record's (stage, seconds, bytes) rows, without the stages the batch did not run.
+    marks = record[2:].reshape(-1, 3)
+    return marks[marks[:, 0] >= 0]
+
+
+def _stage_profiles(target: Any, records: np.ndarray) -> list[StageProfile]:
     # The first record (the unmeasured batch) gives sizes but no times.
     listed = stage_list(target)
     seconds = np.zeros(len(listed))
     out_bytes: list[int | None] = [None] * len(listed)
     for i, record in enumerate(records):
-        for position, spent, size in record[2:].reshape(-1, 3).tolist():
+        for position, spent, size in _marks(record).tolist():
             seconds[int(position)] += spent if i else 0.0
             if size >= 0:
                 out_bytes[int(position)] = int(size)

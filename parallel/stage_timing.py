@@ -86,8 +86,9 @@ class StageTimed:
         return getattr(self.timed_sequence, name)
 
     def __getstate__(self) -> dict[str, Any]:
-        # A worker process times into its own clock slot, not into a copy of ours.
-        return {k: v for k, v in self.__dict__.items() if k != "local"}
+        # A worker process times into its own clock slot, not into a copy of ours;
+        # attributes starting with "_" belong to one process too.
+        return {k: v for k, v in self.__dict__.items() if k != "local" and k[0] != "_"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, local=LocalStageTimes(len(state["names"])))
@@ -96,7 +97,7 @@ class StageTimed:
         sequence = self.timed_sequence
         if isinstance(sequence, Pipeline):
             return self.get_batch(int(index), sequence.epoch)
-        marks = self._begin()
+        marks = self._begin(index, 0)
         started = time.perf_counter()
         batch = sequence[index]
         self._mark(marks, 0, time.perf_counter() - started, batch)
@@ -104,7 +105,7 @@ class StageTimed:
 
     def get_batch(self, index: int, epoch: int, out: Any = None) -> Any:
         """`Pipeline.get_batch`, with each stage's seconds recorded."""
-        marks = self._begin()
+        marks = self._begin(index, epoch)
         last = time.perf_counter()
 
         def clock(position: int, output: Any) -> None:
@@ -118,7 +119,7 @@ class StageTimed:
     # What a batch's stage times go to: a subclass may keep them otherwise (the
     # profile's recording returns them with the batch).
 
-    def _begin(self) -> Any:
+    def _begin(self, index: int, epoch: int) -> Any:
         return this_worker() or self.local
 
     def _mark(self, sink: Any, position: int, seconds: float, output: Any) -> None:
