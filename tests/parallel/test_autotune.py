@@ -142,10 +142,12 @@ def test_a_ram_budget_below_what_four_workers_need_caps_the_count_and_the_log_sa
         per_worker = private_rss_bytes(clock.pid)
     budget_mb = 3.5 * per_worker / MB
     counts = []
-    with caplog.at_level(logging.DEBUG, logger="seqpipe.parallel.autotune"):
-        with OrderedEnqueuer(seq, use_multiprocessing=True) as enqueuer:
-            enqueuer.start(workers="auto", ram_budget_mb=budget_mb)
-            _rate(enqueuer, 0, 500, watch=counts)
+    with (
+        caplog.at_level(logging.DEBUG, logger="seqpipe.parallel.autotune"),
+        OrderedEnqueuer(seq, use_multiprocessing=True) as enqueuer,
+    ):
+        enqueuer.start(workers="auto", ram_budget_mb=budget_mb)
+        _rate(enqueuer, 0, 500, watch=counts)
     messages = [r.getMessage() for r in caplog.records]
     assert 2 <= max(counts) <= 3, (counts, messages)
     assert any("ram_budget_mb=" in m and "4 workers would need" in m for m in messages), messages
