@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from .._core.checks import check_int
-from ..pipeline import EpochPlan
+from ..pipeline import EpochPlan, Pipeline
+from ..pipeline.stages import stage_list
 from .autotune import AutoTuner, AutoWorkers, Tuning, auto_workers
 from .executors import InlineExecutor, ProcessExecutor, ThreadExecutor
 from .input_metrics import InputMonitor, thread_stats
@@ -216,15 +217,21 @@ class OrderedEnqueuer:
         self._start_monitor(auto)
 
     def _start_monitor(self, auto: AutoWorkers | None) -> None:
-        timed = StageTimed(self.sequence) if self._measure_stages else None
+        # Stages are timed where they run, except a plain Sequence's one stage in worker
+        # processes: their clocks time it already (parallel/input_metrics.py).
+        measure = self._measure_stages
+        processes = isinstance(self._executor, ProcessExecutor)
+        one_stage = processes and not isinstance(self.sequence, Pipeline)
+        timed = StageTimed(self.sequence) if measure and not one_stage else None
         self._computed = self.sequence if timed is None else timed
-        if timed is None and auto is None:
+        if not measure and auto is None:
             return
+        names = [] if not measure else timed.names if timed else [stage_list(self.sequence)[0].name]
         tuning = None
         if auto is not None:
             tuner = AutoTuner(auto, max_workers=self.max_queue_size)
             tuning = Tuning(self._executor.pool, tuner, time.monotonic())
-        self.monitor = InputMonitor(self.stats, timed, tuning)
+        self.monitor = InputMonitor(self.stats, names, timed, tuning)
 
     def stats(self) -> PoolStats:
         """What the workers measured so far: the pool's `PoolStats` (for threads, or the

@@ -3,9 +3,11 @@
 The consumer's side (seconds waited for batches, batches delivered) is counted by the
 enqueuer around each batch it hands over: two clock reads, no system call. The workers'
 side is read from their clock slots (NOTE [ Worker clocks ] in
-``parallel/worker_clocks.py``) and, with stages timed (`StageTimed`), from the stage
-times. A thread samples the queue depth a few times a second and runs the worker-count
-tuner of ``workers="auto"`` (NOTE [ Tuning the worker count ] in ``parallel/autotune.py``).
+``parallel/worker_clocks.py``): a `Pipeline`'s stages are timed where they run
+(`StageTimed`); a plain `Sequence` is one stage, whose time worker processes already
+keep (their busy time, less the waits for segments), so it runs unwrapped there. A
+thread samples the queue depth a few times a second and runs the worker-count tuner of
+``workers="auto"`` (NOTE [ Tuning the worker count ] in ``parallel/autotune.py``).
 `InputMetrics` between two readings are what TensorBoard shows (``input/...``).
 """
 
@@ -106,14 +108,16 @@ class InputMonitor:
 
     Args:
         pool_stats: returns the executor's `PoolStats` now.
-        timed: the `StageTimed` the workers compute through, or ``None``.
+        names: the stages measured, as `print_summary` names them (empty: none).
+        timed: the `StageTimed` the workers compute through; ``None`` with ``names``
+            means one stage, timed by the worker processes' busy clocks.
         tuning: the worker-count tuner of ``workers="auto"``, or ``None``.
 
     Example:
         >>> import numpy as np
         >>> from seqpipe.parallel import OrderedEnqueuer
         >>> from seqpipe.pipeline import Pipeline
-        >>> enqueuer = OrderedEnqueuer(Pipeline(np.arange(8), batch_size=2), monitor=True)
+        >>> enqueuer = OrderedEnqueuer(Pipeline(np.arange(8), 2), monitor=True)
         >>> enqueuer.start(workers=1)
         >>> first = enqueuer.monitor.read()
         >>> batches = list(enqueuer.iter_epoch())
@@ -126,13 +130,14 @@ class InputMonitor:
     def __init__(
         self,
         pool_stats: Callable[[], PoolStats],
+        names: list[str],
         timed: Any = None,
         tuning: Tuning | None = None,
     ) -> None:
         self._pool_stats = pool_stats
+        self.names = names
         self.timed = timed
         self.tuning = tuning
-        self.names: list[str] = [] if timed is None else list(timed.names)
         # Written by the consumer's thread only (`result`); read by any.
         self.waited = 0.0
         self.delivered = 0
@@ -159,7 +164,10 @@ class InputMonitor:
     def read(self) -> InputReading:
         """The running totals now."""
         stats = self._pool_stats()
-        stages, timed = stats.totals.stages, stats.totals.batches
+        totals = stats.totals
+        stages, timed = totals.stages, totals.timed
+        if self.timed is None and self.names:  # one stage: the workers' own clocks
+            stages, timed = (totals.busy - totals.blocked,), totals.batches
         if self.timed is not None:
             local, local_batches = self.timed.local.read()
             if local_batches:  # threads or the consumer's thread computed these

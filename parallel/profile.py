@@ -98,7 +98,7 @@ class _Recording(StageTimed):
         sized = self.sizing and position != self.plan_stage
         marks += (position, seconds, nbytes(output) if sized else -1)
 
-    def _end(self, marks: list[float], batch: Any) -> Any:
+    def _end(self, marks: list[float], batch: Any, ended: float) -> Any:
         rows = self.rows()
         slot = int(marks[0])
         if slot < self.capacity:
@@ -119,7 +119,7 @@ def _recording_cost(recording: _Recording, batch: Any, positions: list[int]) -> 
             now = time.perf_counter()
             recording._mark(marks, position, now - last, batch)
             last = now
-        recording._end(marks, batch)
+        recording._end(marks, batch, last)
     return (time.perf_counter() - started) / reps
 
 

@@ -25,7 +25,7 @@ class LocalStageTimes:
     Example:
         >>> times = LocalStageTimes()
         >>> times.add_stage(0, 0.5)
-        >>> times.count_batch()
+        >>> times.end_timed(0.0)
         >>> times.read()
         ((0.5, 0.0), 1)
     """
@@ -41,7 +41,7 @@ class LocalStageTimes:
             with self._lock:
                 self._seconds[position] += seconds
 
-    def count_batch(self) -> None:
+    def end_timed(self, now: float) -> None:
         """Counts one timed batch (a worker process counts its own, in its clock slot)."""
         with self._lock:
             self._batches += 1
@@ -100,8 +100,9 @@ class StageTimed:
         marks = self._begin(index, 0)
         started = time.perf_counter()
         batch = sequence[index]
-        self._mark(marks, 0, time.perf_counter() - started, batch)
-        return self._end(marks, batch)
+        ended = time.perf_counter()
+        self._mark(marks, 0, ended - started, batch)
+        return self._end(marks, batch, ended)
 
     def get_batch(self, index: int, epoch: int, out: Any = None) -> Any:
         """`Pipeline.get_batch`, with each stage's seconds recorded."""
@@ -114,7 +115,8 @@ class StageTimed:
             self._mark(marks, position, now - last, output)
             last = now
 
-        return self._end(marks, self.timed_sequence.get_batch(index, epoch, out, clock))
+        batch = self.timed_sequence.get_batch(index, epoch, out, clock)
+        return self._end(marks, batch, last)
 
     # What a batch's stage times go to: a subclass may keep them otherwise (the
     # profile's recording returns them with the batch).
@@ -125,7 +127,6 @@ class StageTimed:
     def _mark(self, sink: Any, position: int, seconds: float, output: Any) -> None:
         sink.add_stage(position, seconds)
 
-    def _end(self, sink: Any, batch: Any) -> Any:
-        if sink is self.local:
-            sink.count_batch()
+    def _end(self, sink: Any, batch: Any, ended: float) -> Any:
+        sink.end_timed(ended)
         return batch

@@ -8,9 +8,11 @@ Each worker keeps, in its own slot, its pid, when its loop started
 (``time.monotonic``, one clock for every process), the seconds it spent computing
 batches (busy, which includes the seconds it waited for a shared-memory segment:
 blocked), the batches it computed, and the seconds spent in each stage of the pipeline
-(written only while stages are timed, `StageTimed`). The worker writes its slot alone,
-one double at a time, and the parent only reads it, so a read may pair one batch's busy
-time with the previous batch's count: a statistic off by one batch, never a torn number.
+(written only while stages are timed, `StageTimed`, with the count of batches they
+cover, both published every `PUBLISH_SECONDS` at most: a stage costs the worker an
+addition to a Python float). The worker writes its slot alone, one double at a time, and
+the parent only reads it, so a read may pair one batch's busy time with the previous
+batch's count: a statistic off by one batch, never a torn number.
 Per batch the worker reads no clock that it did not read before (the two that bracket
 each task) and makes no system call: the profiler, the input metrics and
 ``workers="auto"`` read these slots from the parent. When a worker exits or dies, the
@@ -28,9 +30,11 @@ import numpy as np
 
 # Stages whose time a slot keeps: more than any pipeline summary we have seen.
 MAX_STAGES = 32
+# How stale the published stage times may be (NOTE [ Worker clocks ]).
+PUBLISH_SECONDS = 0.05
 
-_PID, _BOOTED, _BUSY, _BLOCKED, _BATCHES = range(5)
-_STAGES = 5
+_PID, _BOOTED, _BUSY, _BLOCKED, _BATCHES, _TIMED = range(6)
+_STAGES = 6
 
 
 class WorkerClock:
@@ -46,14 +50,19 @@ class WorkerClock:
         >>> clock.boot()
         >>> clock.add_busy(0.25)
         >>> clock.add_stage(1, 0.5)
-        >>> WorkerClocks.read_slot(clock.slots, 0).batches
-        1
+        >>> clock.end_timed(time.perf_counter())
+        >>> reading = WorkerClocks.read_slot(clock.slots, 0)
+        >>> reading.batches, reading.timed, reading.stages[1]
+        (1, 1, 0.5)
     """
 
     def __init__(self, slots: Any, position: int) -> None:
         # A numpy view writes a double several times faster than ctypes item access.
         self.slots = np.frombuffer(slots, dtype=np.float64)
         self._base = position * WorkerClocks.SIZE
+        self._stage_seconds = [0.0] * MAX_STAGES  # published by `end_timed`
+        self._timed = 0
+        self._published = float("-inf")
 
     def boot(self) -> None:
         """Records this process's pid and when its loop started (the worker, once)."""
@@ -73,7 +82,17 @@ class WorkerClock:
     def add_stage(self, position: int, seconds: float) -> None:
         """Adds ``seconds`` to stage ``position`` (stages past `MAX_STAGES` are not kept)."""
         if position < MAX_STAGES:
-            self.slots[self._base + _STAGES + position] += seconds
+            self._stage_seconds[position] += seconds
+
+    def end_timed(self, now: float) -> None:
+        """Counts a batch whose stages were timed; publishes the stage times and that
+        count when `PUBLISH_SECONDS` have passed (``now``: ``time.perf_counter()``)."""
+        self._timed += 1
+        if now - self._published >= PUBLISH_SECONDS:
+            base = self._base
+            self.slots[base + _STAGES : base + _STAGES + MAX_STAGES] = self._stage_seconds
+            self.slots[base + _TIMED] = self._timed
+            self._published = now
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,7 @@ class ClockReading:
     busy: float
     blocked: float
     batches: int
+    timed: int  # batches whose stage times are in ``stages``
     stages: tuple[float, ...]
 
     def __add__(self, other: ClockReading) -> ClockReading:
@@ -94,11 +114,12 @@ class ClockReading:
             self.busy + other.busy,
             self.blocked + other.blocked,
             self.batches + other.batches,
+            self.timed + other.timed,
             tuple(a + b for a, b in zip(self.stages, other.stages, strict=True)),
         )
 
 
-ZERO = ClockReading(0, 0.0, 0.0, 0.0, 0, (0.0,) * MAX_STAGES)
+ZERO = ClockReading(0, 0.0, 0.0, 0.0, 0, 0, (0.0,) * MAX_STAGES)
 
 
 class WorkerClocks:
@@ -135,6 +156,7 @@ class WorkerClocks:
             values[_BUSY],
             values[_BLOCKED],
             int(values[_BATCHES]),
+            int(values[_TIMED]),
             tuple(values[_STAGES:]),
         )
 
