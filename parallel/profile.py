@@ -59,51 +59,57 @@ class _Recording(StageTimed):
         super().__init__(sequence)
         self.plan_stage = sequence.num_source_stages if isinstance(sequence, Pipeline) else -1
         self.first_epoch = int(getattr(sequence, "epoch", 0) or 0)
+        self.length = len(sequence)  # batches an epoch: where the next epoch's rows start
         self.capacity = capacity
         self.width = 2 + 3 * len(self.names)
         self._memory = SharedMemory(create=True, size=8 * capacity * self.width)
         self.segment = self._memory.name
-        self._rows: np.ndarray | None = None
+        self._flat: np.ndarray | None = None
         self._pid = 0
         self.sizing = True
         self.rows()[:] = -1.0  # stages a batch does not run stay -1
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._rows, self._pid = None, 0
+        self._flat, self._pid = None, 0
 
     def rows(self) -> np.ndarray:
-        """The records: in the parent the memory it created, in a worker a mapping."""
-        if self._rows is None:
-            shape = (self.capacity, self.width)
+        """The records, ``(capacity, width)``: in the parent the memory it created, in a
+        worker a mapping of it."""
+        return self._map().reshape(self.capacity, self.width)
+
+    def _map(self) -> np.ndarray:
+        if self._flat is None:
+            size = self.capacity * self.width
             memory = self.__dict__.get("_memory")
             if memory is not None:
-                self._rows = np.ndarray(shape, np.float64, buffer=memory.buf)
+                self._flat = np.ndarray(size, np.float64, buffer=memory.buf)
             else:
-                mapped = SegmentWriter(1, SHM_DIR).view(self.segment, 8 * int(np.prod(shape)))
-                self._rows = mapped.view(np.float64).reshape(shape)
+                self._flat = SegmentWriter(1, SHM_DIR).view(self.segment, 8 * size).view(np.float64)
             self._pid = os.getpid()  # once: getpid is a system call
-        return self._rows
+        return self._flat
 
     def close(self) -> None:
         """Frees the records (the parent, after reading them)."""
-        self._rows = None
+        self._flat = None
         self._memory.close()
         self._memory.unlink()
 
     def _begin(self, index: int, epoch: int) -> list[float]:
-        return [(epoch - self.first_epoch) * len(self) + index, 0.0, time.monotonic()]
+        # [row, start], the row replaced by the pid when written (`_end`).
+        return [(epoch - self.first_epoch) * self.length + index, time.monotonic()]
 
     def _mark(self, marks: list[float], position: int, seconds: float, output: Any) -> None:
         sized = self.sizing and position != self.plan_stage
         marks += (position, seconds, nbytes(output) if sized else -1)
 
     def _end(self, marks: list[float], batch: Any, ended: float) -> Any:
-        rows = self.rows()
-        slot = int(marks[0])
-        if slot < self.capacity:
-            marks[1] = self._pid
-            rows[slot, : len(marks) - 1] = marks[1:]
+        flat = self._flat if self._flat is not None else self._map()
+        row = int(marks[0])
+        if row < self.capacity:
+            marks[0] = self._pid
+            start = row * self.width
+            flat[start : start + len(marks)] = marks
         self.sizing = False
         return batch
 
