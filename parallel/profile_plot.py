@@ -2,7 +2,8 @@
 
 Top: a timeline, one row per worker process and one for the consumer; each batch a bar
 per stage, coloured by stage, so a slow stage shows as a wide band of its colour and an
-idle worker as gaps. The consumer's row shows when it waited for a batch. Bottom: one
+idle worker as gaps. The consumer's row shows when it waited for a batch; dashed lines
+mark the changes of ``workers="auto"``. Bottom: one
 bar, the stages' shares of the workers' stage time stacked, in the same colours.
 """
 
@@ -50,6 +51,11 @@ def _figure(report: Any) -> Any:
             top.broken_barh(bars, (row - 0.4, 0.8), facecolors=colour[position])
     waits = [(start - timeline.origin, seconds) for start, seconds in timeline.consumer_waits]
     top.broken_barh(waits, (-0.4, 0.8), facecolors=WAIT_COLOUR)
+    for decision in report.decisions:  # workers="auto": when the count changed
+        x = decision.seconds - report.startup_s
+        if 0 <= x <= report.seconds:
+            top.axvline(x, color="black", linestyle="--", linewidth=0.8)
+            top.text(x, rows - 0.45, f" {decision.after} workers", fontsize=8, va="top")
     top.set_yticks(
         range(rows),
         ["consumer\n(grey: waiting)", *(f"worker {i}\npid {pid}" for i, pid in enumerate(pids, 1))],
