@@ -125,7 +125,7 @@ class OrderedEnqueuer:
         self.start_method = start_method
         self.batch_timeout = batch_timeout
         self._executor: Any = None
-        self._measure_stages = monitor
+        self.measure = monitor  # whether `start` keeps an InputMonitor with stage times
         self._computed: Any = sequence  # what workers compute: StageTimed when measured
         self.monitor: InputMonitor | None = None
         self._window: deque[tuple[int, Any]] = deque()  # (position, handle), in order
@@ -219,7 +219,7 @@ class OrderedEnqueuer:
     def _start_monitor(self, auto: AutoWorkers | None) -> None:
         # Stages are timed where they run, except a plain Sequence's one stage in worker
         # processes: their clocks time it already (parallel/input_metrics.py).
-        measure = self._measure_stages
+        measure = self.measure
         processes = isinstance(self._executor, ProcessExecutor)
         one_stage = processes and not isinstance(self.sequence, Pipeline)
         timed = StageTimed(self.sequence) if measure and not one_stage else None

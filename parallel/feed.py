@@ -156,7 +156,11 @@ class EnqueuerFeed:
             return
         self.monitor = True
         enqueuer = self.enqueuer
-        if enqueuer is not None and enqueuer.monitor is None and self.position == 0:
+        if enqueuer is None:
+            return
+        if not enqueuer.is_running():
+            enqueuer.measure = True
+        elif enqueuer.monitor is None and self.position == 0:
             self.stop()
 
     def rewind(self) -> None:

@@ -65,7 +65,15 @@ class Timeline:
 
 @dataclass
 class ProfileReport:
-    """What `parallel.profile` measured (see there)."""
+    """What `parallel.profile` measured (see there): the stages, the workers, the
+    consumer's waits, the timeline, and ``workers="auto"``'s decisions.
+
+    Example:
+        >>> report = profile(seq, batches=200, workers=2)  # doctest: +SKIP
+        >>> report.bottleneck, f"{report.throughput:.0f} batches/s"  # doctest: +SKIP
+        ('Resize(size=(200, 200), on=0)', '412 batches/s')
+        >>> report.plot("profile.png"); page = report.to_html()  # doctest: +SKIP
+    """
 
     stages: list[StageProfile]
     workers: list[WorkerProfile]
