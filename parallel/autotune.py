@@ -10,9 +10,12 @@ demand and private memory. Then:
 
 - it grows while the consumer waits (over `WAIT_TO_GROW` of the window) and
   throughput rises: after each growth it compares the next window's throughput with the
-  last one's, and undoes a growth that gained under `MIN_GAIN` (that count is then a
-  ceiling for `RETRY_SECONDS`). A growth that scaled nearly linearly is followed by one
-  twice as large, so an I/O-bound pipeline reaches its count in a few windows;
+  last one's, and undoes a growth that gained under `MIN_GAIN`. The count before it is
+  then a ceiling for `RETRY_SECONDS`, twice as long after each failed try of the same
+  count, up to `MAX_RETRY_SECONDS`: a try spoiled by start-up (the first segments, the
+  first epoch) is soon made again, and a count that never pays is rarely tried. A
+  growth that scaled nearly linearly is followed by one twice as large, so an I/O-bound
+  pipeline reaches its count in a few windows;
 - it shrinks when the consumer hardly waits (under `WAIT_TO_SHRINK`) and one worker
   fewer could do the work at most `BUSY_TO_SHRINK` busy, unless that count just paid;
 - it stays within ``cpu_budget``: workers that want a CPU (running or runnable) for
@@ -47,7 +50,8 @@ WAIT_TO_GROW = 0.05
 WAIT_TO_SHRINK = 0.01
 MIN_GAIN = 0.05
 BUSY_TO_SHRINK = 0.7
-RETRY_SECONDS = 10.0
+RETRY_SECONDS = 2.0
+MAX_RETRY_SECONDS = 60.0
 # Below this share of their busy time wanting a CPU, workers count as I/O-bound.
 IO_BOUND_DEMAND = 0.5
 
@@ -184,6 +188,8 @@ class AutoTuner:
         self._grown_from: int | None = None  # the count before an unjudged growth
         self._step = 1
         self._ceiling: tuple[int, float] | None = None  # (count, until)
+        # A count whose growth did not pay -> how long its last ceiling held.
+        self._backoff: dict[int, float] = {}
         self._floor: tuple[int, float] | None = None
         self._refused = ""  # the last reason not to grow, logged once
 
@@ -229,7 +235,9 @@ class AutoTuner:
         if grown_from is not None and grown_from in self._rates:
             before = self._rates[grown_from]
             if rate < before * (1 + MIN_GAIN):
-                self._ceiling = (grown_from, now + RETRY_SECONDS)
+                wait = min(2 * self._backoff.get(grown_from, RETRY_SECONDS / 2), MAX_RETRY_SECONDS)
+                self._backoff[grown_from] = wait
+                self._ceiling = (grown_from, now + wait)
                 self._step = 1
                 return Decision(
                     now,

@@ -38,8 +38,13 @@ def test_it_grows_while_the_consumer_waits_and_undoes_a_growth_that_did_not_pay(
     undo = tuner.decide(_window(4, 102.0), now=3.0)
     assert (undo.before, undo.after) == (4, 2)
     assert "did not rise" in undo.reason
-    # The count that did not pay is a ceiling for a while.
+    # The count that did not pay is a ceiling for 2 s, then tried again; failing again,
+    # it waits twice as long.
     assert tuner.decide(_window(2, 100.0), now=4.0) is None
+    assert tuner.decide(_window(2, 100.0), now=5.5).after == 3
+    assert tuner.decide(_window(3, 100.0), now=6.0).after == 2
+    assert tuner.decide(_window(2, 100.0), now=9.0) is None
+    assert tuner.decide(_window(2, 100.0), now=10.5).after == 3
 
 
 def test_it_shrinks_idle_workers_when_the_consumer_does_not_wait():
