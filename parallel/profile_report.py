@@ -251,7 +251,8 @@ _PAGE = """<!DOCTYPE html>
 <style>
 body {{ font-family: sans-serif; margin: 2em; max-width: 1200px; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; }}
-td:not(:first-child) {{ text-align: right; }} pre {{ background: #f6f6f6; padding: 1em; }}
+td:not(:first-child) {{ text-align: right; }}
+pre {{ background: #f6f6f6; padding: 1em; white-space: pre-wrap; }}
 img {{ max-width: 100%; }}
 </style></head><body>
 <h1>Input profile</h1>
