@@ -3,7 +3,9 @@
 NOTE [ Tuning the worker count ]
 The enqueuer starts one worker. A few times a second (`InputMonitor`'s thread) the
 tuner reads what was measured over a window of at least `MIN_WINDOW_SECONDS` and
-`MIN_WINDOW_BATCHES` batches, all workers started: the batches delivered per second, the
+`MIN_WINDOW_BATCHES` batches, all workers started and, after a change, the batches
+already handed out delivered (they arrive at the old count's pace, in order): the
+batches delivered per second, the
 share of the window the consumer waited, the workers' busy seconds (from their clocks,
 NOTE [ Worker clocks ] in ``parallel/worker_clocks.py``), and from ``/proc`` their CPU
 demand and private memory. Then:
@@ -325,12 +327,17 @@ class Tuning:
         pool: the enqueuer's process pool.
         tuner: the decisions.
         started: ``time.monotonic()`` when the enqueuer started (decisions count from it).
+        backlog: batches in flight at most (``max_queue_size``): after a change, the
+            batches already handed to workers are delivered before a window starts, since
+            they arrive at the pace of the count that took them.
     """
 
-    def __init__(self, pool: Any, tuner: AutoTuner, started: float) -> None:
+    def __init__(self, pool: Any, tuner: AutoTuner, started: float, backlog: int) -> None:
         self.pool = pool
         self.tuner = tuner
         self.started = started
+        self.backlog = backlog
+        self._measure_from = 0  # batches delivered when windows may start again
         self.decisions: list[Decision] = []
         self._usage = Usage()
         self._start: tuple[Any, dict[int, float]] | None = None  # (reading, busy by pid)
@@ -340,7 +347,7 @@ class Tuning:
         stats = reading.pool
         settled = stats.processes == stats.workers and all(c.booted > 0 for c in stats.per_worker)
         busy = {c.pid: c.busy for c in stats.per_worker}
-        if not settled:
+        if not settled or reading.delivered < self._measure_from:
             self._start = None  # a change is under way: measure after it
             return None
         if self._start is None:
@@ -371,6 +378,7 @@ class Tuning:
         decision = self.tuner.decide(window, reading.time - self.started)
         if decision is not None:
             self.apply(decision)
+            self._measure_from = reading.delivered + self.backlog
         return decision
 
     def apply(self, decision: Decision) -> None:

@@ -230,7 +230,7 @@ class OrderedEnqueuer:
         tuning = None
         if auto is not None:
             tuner = AutoTuner(auto, max_workers=self.max_queue_size)
-            tuning = Tuning(self._executor.pool, tuner, time.monotonic())
+            tuning = Tuning(self._executor.pool, tuner, time.monotonic(), self.max_queue_size)
         self.monitor = InputMonitor(self.stats, names, timed, tuning)
 
     def stats(self) -> PoolStats:
