@@ -6,8 +6,9 @@ side is read from their clock slots (NOTE [ Worker clocks ] in
 ``parallel/worker_clocks.py``): a `Pipeline`'s stages are timed where they run
 (`StageTimed`); a plain `Sequence` is one stage, whose time worker processes already
 keep (their busy time, less the waits for segments), so it runs unwrapped there. A
-thread samples the queue depth a few times a second and runs the worker-count tuner of
-``workers="auto"`` (NOTE [ Tuning the worker count ] in ``parallel/autotune.py``).
+thread samples the queue depth (twice a second, ten times with ``workers="auto"``) and
+runs the worker-count tuner of ``workers="auto"`` (NOTE [ Tuning the worker count ] in
+``parallel/autotune.py``).
 `InputMetrics` between two readings are what TensorBoard shows (``input/...``).
 """
 
@@ -25,7 +26,10 @@ from .worker_clocks import ZERO, PoolStats
 
 logger = logging.getLogger(__name__)
 
-TICK_SECONDS = 0.1
+# How often the thread samples: often enough for the tuner's windows, else twice a
+# second (each wake-up takes the GIL from the threads that move batches).
+TUNING_TICK_SECONDS = 0.1
+SAMPLING_TICK_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -196,7 +200,8 @@ class InputMonitor:
 
     def _run(self) -> None:
         failed = False
-        while not self._stop.wait(TICK_SECONDS):
+        tick = SAMPLING_TICK_SECONDS if self.tuning is None else TUNING_TICK_SECONDS
+        while not self._stop.wait(tick):
             try:
                 reading = self.read()
                 self._depth_sum += reading.pool.ready
