@@ -52,7 +52,9 @@ class InputMetrics:
 
     ``wait_fraction``: share of the time the consumer waited for a batch;
     ``batches_per_second`` delivered; ``stage_ms``: milliseconds per batch in each stage
-    (named as `print_summary` names them; empty when stages are not timed);
+    (named as `print_summary` names them; empty when stages are not timed), over the
+    batches timed in between, or since the start when the workers, computing ahead,
+    timed none in between;
     ``queue_depth``: batches computed and waiting for the consumer, on average;
     ``workers`` and ``segment_bytes`` (shared memory held) at the end.
     """
@@ -73,10 +75,13 @@ class InputMetrics:
         batches = b.delivered - a.delivered
         samples = b.depth_samples - a.depth_samples
         timed = b.timed_batches - a.timed_batches
+        before = a.stage_seconds
+        if timed <= 0:  # the workers ran ahead: their running averages instead
+            timed, before = b.timed_batches, (0.0,) * len(b.stage_seconds)
         stage_ms = {}
         if timed > 0:
-            for name, before, after in zip(names, a.stage_seconds, b.stage_seconds, strict=False):
-                stage_ms[name] = 1e3 * (after - before) / timed
+            for name, start, end in zip(names, before, b.stage_seconds, strict=False):
+                stage_ms[name] = 1e3 * (end - start) / timed
         return cls(
             seconds=seconds,
             batches=batches,
