@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -28,7 +27,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import markdown_table, target_line  # noqa: E402
+from _common import markdown_table, spawn_cell, target_line  # noqa: E402
 
 WORKLOADS = ["tiny", "large", "cpu", "io"]
 FIXED = range(1, 9)
@@ -79,12 +78,7 @@ def run_cell(workload: str, mode: str, param: int) -> dict:
 
 
 def _spawn(workload: str, mode: str, param: int) -> dict | None:
-    cmd = [sys.executable, __file__, "--cell", workload, mode, str(param)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        sys.stderr.write(f"cell {workload}/{mode} failed:\n{proc.stderr[-2000:]}\n")
-        return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return spawn_cell(__file__, workload, mode, str(param))
 
 
 def _steady(runs: list[dict]) -> float:
