@@ -1,8 +1,9 @@
 """Fits with a Keras TensorBoard callback, then reads the event files back with
 TensorBoard's event reader, for test_input_metrics.py (a fresh process: TensorFlow stays
 out of the test runner). Writes under ``sys.argv[1]``: ``trainer/``
-(MultiGPUTrainer.fit) and ``keras/`` (model.fit(seq.as_keras(...))); prints
-``{run: {"input": {tag: [[step, value], ...]}, "train": [tags]}}`` as JSON."""
+(MultiGPUTrainer.fit, workers=AutoWorkers(...)) and ``keras/`` (model.fit(seq.as_keras(
+workers="auto"))); prints ``{run: {"input": {tag: [[step, value], ...]}, "train": [tags]},
+"tf_dataset": batches of one as_tf_dataset(workers="auto") epoch}`` as JSON."""
 
 import json
 import os
@@ -10,7 +11,7 @@ import sys
 
 import numpy as np
 
-from seqpipe.parallel import MultiGPUTrainer
+from seqpipe.parallel import AutoWorkers, MultiGPUTrainer
 from seqpipe.pipeline import Pipeline
 from seqpipe.transforms import Lambda
 
@@ -37,7 +38,12 @@ def main(root: str) -> None:
 
     board = keras.callbacks.TensorBoard(os.path.join(root, "trainer"))
     MultiGPUTrainer(_model()).fit(
-        _data(), epochs=2, workers=2, use_multiprocessing=True, callbacks=[board], verbose=0
+        _data(),
+        epochs=2,
+        workers=AutoWorkers(cpu_budget=2),
+        use_multiprocessing=True,
+        callbacks=[board],
+        verbose=0,
     )
     board = keras.callbacks.TensorBoard(os.path.join(root, "keras"))
     with _data().as_keras(workers="auto", use_multiprocessing=True) as dataset:
@@ -71,4 +77,7 @@ def read_back(root: str) -> dict:
 
 if __name__ == "__main__":
     main(sys.argv[1])
-    print(json.dumps(read_back(sys.argv[1])))
+    found = read_back(sys.argv[1])
+    dataset = _data().as_tf_dataset(workers="auto", use_multiprocessing=True)
+    found["tf_dataset"] = sum(1 for _ in dataset)
+    print(json.dumps(found))
