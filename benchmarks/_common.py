@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import operator
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -21,6 +24,17 @@ def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def spawn_cell(script: str, *args: str) -> dict | None:
+    """Runs ``script --cell *args`` in a fresh Python process and returns the JSON its
+    last line prints, or ``None`` (with its error output on stderr) when it failed."""
+    cmd = [sys.executable, script, "--cell", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        sys.stderr.write(f"cell {'/'.join(args)} failed:\n{proc.stderr[-2000:]}\n")
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

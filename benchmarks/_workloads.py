@@ -5,6 +5,8 @@ Kept in an importable module so that worker processes of every loader can find t
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from seqpipe.pipeline import Sequence
@@ -12,6 +14,8 @@ from seqpipe.pipeline import Sequence
 TINY = (2000, (32, 16), "float32")
 LARGE = (200, (64, 224, 224, 3), "uint8")
 CPU_BATCHES = 200
+IO_BATCHES = 300
+IO_SECONDS = 0.02
 
 
 def burn(loops: int) -> int:
@@ -23,7 +27,8 @@ def burn(loops: int) -> int:
 
 
 class Workload(Sequence):
-    """Batch ``i`` of a named workload; ``param`` is the CPU loop count for "cpu"."""
+    """Batch ``i`` of a named workload; ``param`` is the CPU loop count for "cpu"; "io"
+    waits 20 ms per batch (as on storage) and computes nothing."""
 
     def __init__(self, name: str, param: int = 0) -> None:
         self.name, self.param = name, param
@@ -33,6 +38,8 @@ class Workload(Sequence):
             return TINY[0]
         if self.name == "large":
             return LARGE[0]
+        if self.name == "io":
+            return IO_BATCHES
         return CPU_BATCHES
 
     def __getitem__(self, index: int):
@@ -40,6 +47,9 @@ class Workload(Sequence):
             return np.full(TINY[1], index, dtype=TINY[2])
         if self.name == "large":
             return np.full(LARGE[1], index % 251, dtype=LARGE[2])
+        if self.name == "io":
+            time.sleep(IO_SECONDS)
+            return np.full(8, index, dtype=np.int64)
         return np.full(8, burn(self.param), dtype=np.int64)
 
 

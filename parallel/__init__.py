@@ -1,7 +1,7 @@
-"""Running pipelines: the multiprocess `OrderedEnqueuer`, the framework adapters
-(`as_keras`, `as_tf_dataset`, `as_torch`, `as_jax`), `MultiGPUTrainer` and
-`multi_gpu_model` (TensorFlow, PyTorch and JAX are imported when they are used, not when
-this package is).
+"""Running pipelines: the multiprocess `OrderedEnqueuer` (``workers="auto"``:
+`AutoWorkers`), the framework adapters (`as_keras`, `as_tf_dataset`, `as_torch`,
+`as_jax`), `MultiGPUTrainer`, `multi_gpu_model` and `profile` (TensorFlow, PyTorch, JAX
+and matplotlib are imported when they are used, not when this package is).
 
 Layer 4 of 4, the top (see ``seqpipe``): imports every layer below it.
 """
@@ -19,21 +19,28 @@ from .torch_loader import TorchLoader, as_torch
 # `parallel.worker`, hence this package, and should not pay for the enqueuer, the
 # trainer and their imports (a tenth of a second at every worker start).
 _LAZY = {
+    "AutoWorkers": ".autotune",
+    "InputMetrics": ".input_metrics",
     "MultiGPUTrainer": ".trainer",
     "OrderedEnqueuer": ".enqueuer",
+    "ProfileReport": ".profile_report",
     "SharedArrayPool": ".shm",
     "multi_gpu_model": ".multi_gpu",
     "multi_worker_strategy": ".strategy",
+    "profile": ".profile",
 }
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
+    "AutoWorkers",
     "BatchTimeout",
+    "InputMetrics",
     "JaxIterator",
     "MultiGPUTrainer",
     "OrderedEnqueuer",
+    "ProfileReport",
     "RemoteTraceback",
     "SharedArrayPool",
     "TorchLoader",
@@ -45,4 +52,5 @@ __all__ = [
     "as_torch",
     "multi_gpu_model",
     "multi_worker_strategy",
+    "profile",
 ]

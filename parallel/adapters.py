@@ -47,12 +47,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from .._core.hooks import provide
+from .autotune import Workers
 from .feed import EnqueuerFeed
 from .tensor_specs import as_tuples, output_signature
+from .tensorboard_metrics import EpochInputMetrics, fit_tensorboard_log_dir
 
 
 def as_tf_dataset(
-    seq: Any, workers: int = 0, use_multiprocessing: bool = False, max_queue_size: int = 10
+    seq: Any, workers: Workers = 0, use_multiprocessing: bool = False, max_queue_size: int = 10
 ) -> Any:
     """A re-iterable ``tf.data.Dataset``: each iteration is one epoch of ``seq``.
 
@@ -64,7 +66,8 @@ def as_tf_dataset(
 
     Args:
         seq: the `Sequence` or `Pipeline`.
-        workers: enqueuer workers (0: read in tf.data's own thread).
+        workers: enqueuer workers (0: read in tf.data's own thread; ``"auto"`` or
+            `AutoWorkers`: tuned, with ``use_multiprocessing=True``).
         use_multiprocessing: worker processes instead of threads.
         max_queue_size: batches computed ahead.
 
@@ -164,7 +167,7 @@ def _sequence_dataset_class() -> type:
         """
 
         def __init__(
-            self, seq: Any, workers: int, use_multiprocessing: bool, max_queue_size: int
+            self, seq: Any, workers: Workers, use_multiprocessing: bool, max_queue_size: int
         ) -> None:
             # Keras runs no workers of its own (see the NOTE); ours are in the feed.
             super().__init__(workers=0, use_multiprocessing=False, max_queue_size=max_queue_size)
@@ -183,6 +186,8 @@ def _sequence_dataset_class() -> type:
             # again if a pass that read only it is followed by one starting over.
             self._first: Any = None
             self._restart_pending = False  # the last pass stopped inside an epoch
+            self._metrics: EpochInputMetrics | None = None  # with a TensorBoard callback
+            self._pass_epoch = 0  # the pipeline's epoch when the pass began
 
         @property
         def num_batches(self) -> int:
@@ -219,15 +224,28 @@ def _sequence_dataset_class() -> type:
             return batch
 
         def on_epoch_begin(self) -> None:
+            # Keras' fit calls this from its loop (NOTE [ Finding model.fit's TensorBoard
+            # callback ] in parallel/tensorboard_metrics.py).
+            log_dir = fit_tensorboard_log_dir()
             with self._lock:
                 self._in_pass, self._pass_reads = True, 0
+                self._pass_epoch = self.feed.epoch
+                if log_dir is None:
+                    self._metrics = None
+                    return
+                if self._metrics is None or self._metrics.log_dir != log_dir:
+                    self._metrics = EpochInputMetrics(self.feed, log_dir)
+                    self.feed.enable_monitor()
+                self._metrics.begin()
 
         def on_epoch_end(self) -> None:
             with self._lock:
-                self._in_pass = False
+                ended_a_pass, self._in_pass = self._in_pass, False
                 # Keras' reset before its first epoch ends no pass; a pass that stopped
                 # inside the pipeline's epoch leaves it open for the next pass.
                 self._restart_pending = self.feed.position > 0
+                if ended_a_pass and self._metrics is not None:
+                    self._metrics.end(self._pass_epoch)
 
         def close(self) -> None:
             """Stops the workers now (they also stop when this dataset is collected)."""
@@ -245,7 +263,7 @@ def _sequence_dataset_class() -> type:
 
 
 def as_keras(
-    seq: Any, workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10
+    seq: Any, workers: Workers = 1, use_multiprocessing: bool = False, max_queue_size: int = 10
 ) -> Any:
     """A ``keras.utils.PyDataset`` over ``seq`` (``model.fit(seq.as_keras())``).
 
@@ -277,7 +295,10 @@ def as_keras(
 
         Args:
         seq: the `Sequence` or `Pipeline`.
-        workers: enqueuer workers (0: computed in Keras' thread).
+        workers: enqueuer workers (0: computed in Keras' thread; ``"auto"`` or
+            `AutoWorkers`: tuned, with ``use_multiprocessing=True``). Under ``fit`` with
+            a ``keras.callbacks.TensorBoard``, the input's metrics are written beside its
+            logs (``parallel/tensorboard_metrics.py``).
         use_multiprocessing: worker processes instead of threads.
         max_queue_size: batches computed ahead.
 

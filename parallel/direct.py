@@ -53,8 +53,9 @@ def plan_direct_read(sequence: Any, index: int) -> DirectRead | None:
     """The layout of batch ``index`` of ``sequence`` when it can be read in place.
 
     Returns ``None`` for anything but a plain `Pipeline` (no transforms, no wrapped
-    Sequence, no subclass overriding how batches are made) over sources that read into
-    arrays, and for batches small enough to travel inside the pickle.
+    Sequence, no subclass overriding how batches are made; its stages may be timed,
+    `StageTimed`) over sources that read into arrays, and for batches small enough to
+    travel inside the pickle.
 
     Example:
         >>> from seqpipe.pipeline import Pipeline
@@ -63,6 +64,9 @@ def plan_direct_read(sequence: Any, index: int) -> DirectRead | None:
         >>> layout.views(np.empty(layout.nbytes, np.uint8)).shape
         (4, 64, 64)
     """
+    # A pipeline whose stages are timed is read in place as the pipeline itself
+    # (`parallel.stage_timing.StageTimed.get_batch` passes ``out`` on).
+    sequence = getattr(sequence, "timed_sequence", sequence)
     kind = type(sequence)
     if not (
         isinstance(sequence, Pipeline)

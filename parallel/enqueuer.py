@@ -24,6 +24,7 @@ instead, a position in its own batches, which resumes only the same topology.
 from __future__ import annotations
 
 import atexit
+import time
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
@@ -31,9 +32,14 @@ from typing import Any
 import numpy as np
 
 from .._core.checks import check_int
-from ..pipeline import EpochPlan
+from ..pipeline import EpochPlan, Pipeline
+from ..pipeline.stages import stage_list
+from .autotune import AutoTuner, AutoWorkers, Tuning, auto_workers
 from .executors import InlineExecutor, ProcessExecutor, ThreadExecutor
+from .input_metrics import InputMonitor, thread_stats
 from .pool import shutdown_all
+from .stage_timing import StageTimed
+from .worker_clocks import PoolStats
 
 atexit.register(shutdown_all)
 
@@ -65,6 +71,10 @@ class OrderedEnqueuer:
             ``max_retries + 1`` timeouts `BatchTimeout` is raised. ``None`` (default) never
             kills, but warns naming the batch and the worker's pid when one batch has
             computed for 60 s. Needs ``use_multiprocessing=True``.
+        monitor: measure the input while it runs (``enqueuer.monitor``, an
+            `InputMonitor`): the consumer's wait, throughput, queue depth and each
+            stage's time in the workers, as TensorBoard's ``input/...`` scalars show
+            them. ``workers="auto"`` keeps a monitor without the stage times.
 
     Raises:
         ValueError: if ``initial_state`` is not a state, or does not belong to this
@@ -95,6 +105,7 @@ class OrderedEnqueuer:
         max_retries: int = 3,
         start_method: str | None = None,
         batch_timeout: float | None = None,
+        monitor: bool = False,
     ) -> None:
         if batch_timeout is not None and (
             isinstance(batch_timeout, bool)
@@ -117,6 +128,9 @@ class OrderedEnqueuer:
         self.start_method = start_method
         self.batch_timeout = batch_timeout
         self._executor: Any = None
+        self.measure = monitor  # whether `start` keeps an InputMonitor with stage times
+        self._computed: Any = sequence  # what workers compute: StageTimed when measured
+        self.monitor: InputMonitor | None = None
         self._window: deque[tuple[int, Any]] = deque()  # (position, handle), in order
         self._epoch = int(getattr(sequence, "epoch", 0) or 0)
         # Invariant: positions [0, _next) of the current epoch have been delivered.
@@ -127,25 +141,58 @@ class OrderedEnqueuer:
 
     # -- lifecycle ------------------------------------------------------------------
 
-    def start(self, workers: int = 1, max_queue_size: int = 10) -> None:
+    def start(
+        self,
+        workers: int | str | AutoWorkers = 1,
+        max_queue_size: int = 10,
+        *,
+        cpu_budget: int | None = None,
+        ram_budget_mb: float | None = None,
+    ) -> None:
         """Starts the workers.
 
         Args:
             workers: number of workers; 0 computes batches in the consumer's thread.
-            max_queue_size: most batches computed ahead of the consumer.
+                ``"auto"`` (or `AutoWorkers`) starts one worker process and tunes the
+                count while batches flow (NOTE [ Tuning the worker count ] in
+                ``parallel/autotune.py``); `worker_count` says how many run now.
+            max_queue_size: most batches computed ahead of the consumer (and, with
+                ``"auto"``, the most workers).
+            cpu_budget: with ``"auto"``: CPUs the workers may keep busy (default: this
+                process's CPU affinity count; I/O-bound workers count for what they use).
+            ram_budget_mb: with ``"auto"``: megabytes for shared-memory segments plus the
+                workers' private memory (default: no limit).
 
         Raises:
-            ValueError: for negative ``workers`` or ``max_queue_size < 1``, or a
-                ``batch_timeout`` without worker processes (threads cannot be killed).
+            ValueError: for negative ``workers`` or ``max_queue_size < 1``, a
+                ``batch_timeout`` without worker processes (threads cannot be killed),
+                ``"auto"`` without ``use_multiprocessing=True``, or budgets without
+                ``"auto"``.
+
+        Example:
+            >>> import numpy as np
+            >>> from seqpipe.pipeline import Pipeline
+            >>> enqueuer = OrderedEnqueuer(Pipeline(np.arange(10), 2), use_multiprocessing=True)
+            >>> enqueuer.start(workers="auto", cpu_budget=2)
+            >>> len(list(enqueuer.iter_epoch())), enqueuer.worker_count >= 1
+            (5, True)
+            >>> enqueuer.stop()
         """
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        auto = auto_workers(workers, cpu_budget, ram_budget_mb)
+        if auto is not None and not self.use_multiprocessing:
             raise ValueError(
-                f"workers must be an int >= 0; use workers=0 to compute batches in this "
-                f"process. Received: workers={workers!r}"
+                f"workers={workers!r} tunes worker processes: pass use_multiprocessing=True "
+                f"(threads cannot be retired)"
+            )
+        count = 1 if auto is not None else workers
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(
+                f"workers must be an int >= 0 or 'auto'; use workers=0 to compute batches "
+                f"in this process. Received: workers={workers!r}"
             )
         if max_queue_size < 1:
             raise ValueError(f"max_queue_size must be >= 1. Received: {max_queue_size}")
-        if self.batch_timeout is not None and not (self.use_multiprocessing and workers):
+        if self.batch_timeout is not None and not (self.use_multiprocessing and count):
             raise ValueError(
                 f"batch_timeout={self.batch_timeout} needs worker processes "
                 f"(use_multiprocessing=True, workers >= 1): a thread cannot be killed. "
@@ -153,18 +200,56 @@ class OrderedEnqueuer:
             )
         if self.is_running():
             raise RuntimeError("the enqueuer is already running; stop() it first")
-        if workers == 0:
+        if count == 0:
             self._executor = InlineExecutor()
         elif self.use_multiprocessing:
             self._executor = ProcessExecutor(
-                workers, self.start_method, self.max_retries, max_queue_size, self.batch_timeout
+                count,
+                self.start_method,
+                self.max_retries,
+                max_queue_size,
+                self.batch_timeout,
+                max_workers=max_queue_size if auto is not None else None,
             )
         else:
-            self._executor = ThreadExecutor(workers)
+            self._executor = ThreadExecutor(count)
         self.workers = workers
         self.max_queue_size = max_queue_size
         self._shipped_epoch = None
         self._window.clear()
+        self._start_monitor(auto)
+
+    def _start_monitor(self, auto: AutoWorkers | None) -> None:
+        # Stages are timed where they run, except a plain Sequence's one stage in worker
+        # processes: their clocks time it already (parallel/input_metrics.py).
+        measure = self.measure
+        processes = isinstance(self._executor, ProcessExecutor)
+        one_stage = processes and not isinstance(self.sequence, Pipeline)
+        timed = StageTimed(self.sequence) if measure and not one_stage else None
+        self._computed = self.sequence if timed is None else timed
+        if not measure and auto is None:
+            return
+        names = [] if not measure else timed.names if timed else [stage_list(self.sequence)[0].name]
+        tuning = None
+        if auto is not None:
+            tuner = AutoTuner(auto, max_workers=self.max_queue_size)
+            tuning = Tuning(self._executor.pool, tuner, time.monotonic(), self.max_queue_size)
+        self.monitor = InputMonitor(self.stats, names, timed, tuning)
+
+    def stats(self) -> PoolStats:
+        """What the workers measured so far: the pool's `PoolStats` (for threads, or the
+        consumer's thread, a `PoolStats` without clocks or shared memory)."""
+        pool = getattr(self._executor, "pool", None)
+        if pool is not None:
+            return pool.stats()
+        workers = self.workers if isinstance(self.workers, int) else 0
+        return thread_stats(workers, self._window)
+
+    @property
+    def worker_count(self) -> int:
+        """Worker processes or threads alive now (0 when stopped or computing in the
+        consumer's thread); with ``workers="auto"`` it changes as the count is tuned."""
+        return self.stats().processes if self.is_running() else 0
 
     def is_running(self) -> bool:
         """Whether `start` was called and `stop` was not."""
@@ -179,6 +264,9 @@ class OrderedEnqueuer:
         Args:
             timeout: seconds to wait for the workers to exit before killing them.
         """
+        monitor, self.monitor = self.monitor, None
+        if monitor is not None:
+            monitor.close()
         executor, self._executor = self._executor, None
         for _, future in self._window:
             future.cancel()
@@ -220,11 +308,12 @@ class OrderedEnqueuer:
         order = self._batch_order(epoch, num_batches)
         self._ship(epoch)
         self._fill_window(epoch, order, num_batches)
+        monitor = self.monitor
         while self._next < num_batches:
             position, future = self._window.popleft()
             assert position == self._next, (position, self._next)
             try:
-                batch = future.result()
+                batch = future.result() if monitor is None else monitor.result(future)
             except BaseException:
                 self.stop()
                 raise
@@ -245,7 +334,7 @@ class OrderedEnqueuer:
 
     def _ship(self, epoch: int) -> None:
         if self._shipped_epoch != epoch:
-            self._executor.start_epoch(epoch, self.sequence)
+            self._executor.start_epoch(epoch, self._computed)
             self._shipped_epoch = epoch
 
     def _fill_window(self, epoch: int, order: Any, num_batches: int) -> None:

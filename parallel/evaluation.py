@@ -4,12 +4,13 @@ every real sample counted once (shared by `MultiGPUTrainer.evaluate` and validat
 from __future__ import annotations
 
 from ..pipeline import Pipeline
+from .autotune import Workers
 from .feed import Feed
 from .replicas import Replicas, distributed_iterator, eval_step_of
 
 
 def evaluate_logs(
-    replicas: Replicas, seq: Pipeline, workers: int, use_multiprocessing: bool
+    replicas: Replicas, seq: Pipeline, workers: Workers, use_multiprocessing: bool
 ) -> dict[str, float]:
     """Evaluates the replicas' current weights over one epoch of ``seq``.
 

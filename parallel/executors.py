@@ -90,15 +90,17 @@ class ProcessExecutor:
         max_retries: int,
         max_queue_size: int,
         batch_timeout: float | None = None,
+        max_workers: int | None = None,
     ) -> None:
         self.pool = ProcessPool(
             workers,
             start_method=start_method,
             max_retries=max_retries,
-            max_free_segments=max_queue_size + workers,
+            max_free_segments=max_queue_size + (max_workers or workers),
             # The whole window, spread evenly: never more in flight than the queue.
             tasks_per_worker=-(-max_queue_size // workers),
             batch_timeout=batch_timeout,
+            max_workers=max_workers,
         )
         self._shipped = False
         self._sequence: Any = None

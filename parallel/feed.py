@@ -19,6 +19,7 @@ import numpy as np
 
 from ..pipeline import Pipeline
 from ..pipeline.batches import leading_dim
+from .autotune import Workers
 from .enqueuer import OrderedEnqueuer
 
 
@@ -66,10 +67,13 @@ class EnqueuerFeed:
 
     Args:
         seq: the `Sequence` or `Pipeline`.
-        workers: enqueuer workers (0: computed in the consumer's thread).
+        workers: enqueuer workers (0: computed in the consumer's thread; ``"auto"``:
+            tuned, see `OrderedEnqueuer.start`).
         use_multiprocessing: worker processes instead of threads.
         max_queue_size: batches computed ahead.
         initial_state: an enqueuer `state` to continue from (the first enqueuer only).
+        monitor: measure the input (`OrderedEnqueuer`'s ``monitor``); `enable_monitor`
+            turns it on later.
 
     Example:
         >>> from seqpipe.pipeline import Pipeline
@@ -83,13 +87,15 @@ class EnqueuerFeed:
     def __init__(
         self,
         seq: Any,
-        workers: int,
+        workers: Workers,
         use_multiprocessing: bool,
         max_queue_size: int,
         initial_state: dict[str, Any] | None = None,
+        monitor: bool = False,
     ) -> None:
         self.sequence = seq
         self._options = (workers, use_multiprocessing, max_queue_size)
+        self.monitor = monitor
         self._batches: Iterator[Any] | None = None
         self._finalizer: weakref.finalize | None = None
         # Restored now, not at the first batch: the state positions the sequence (a
@@ -97,7 +103,9 @@ class EnqueuerFeed:
         self.enqueuer: Any = (
             None
             if initial_state is None
-            else OrderedEnqueuer(seq, use_multiprocessing, initial_state=initial_state)
+            else OrderedEnqueuer(
+                seq, use_multiprocessing, initial_state=initial_state, monitor=monitor
+            )
         )
         # Invariant: batches [0, position) of epoch `epoch` were delivered (by the
         # enqueuer, or before the state this feed resumes from).
@@ -110,7 +118,9 @@ class EnqueuerFeed:
         """The next batch of the current epoch (starting the enqueuer if needed)."""
         workers, use_multiprocessing, max_queue_size = self._options
         if self.enqueuer is None:
-            self.enqueuer = OrderedEnqueuer(self.sequence, use_multiprocessing)
+            self.enqueuer = OrderedEnqueuer(
+                self.sequence, use_multiprocessing, monitor=self.monitor
+            )
         if not self.enqueuer.is_running():
             self.enqueuer.start(workers=workers, max_queue_size=max_queue_size)
             # Not a method of self: the finalizer must not keep the feed alive.
@@ -151,6 +161,20 @@ class EnqueuerFeed:
         # a resumed one) says where.
         return OrderedEnqueuer(self.sequence, use_multiprocessing).state()
 
+    def enable_monitor(self) -> None:
+        """Measures the input from the next batch on; an enqueuer running unmeasured
+        restarts (only between epochs: at position 0)."""
+        if self.monitor:
+            return
+        self.monitor = True
+        enqueuer = self.enqueuer
+        if enqueuer is None:
+            return
+        if not enqueuer.is_running():
+            enqueuer.measure = True
+        elif enqueuer.monitor is None and self.position == 0:
+            self.stop()
+
     def rewind(self) -> None:
         """Goes back to the first batch of the current epoch (after an early stop)."""
         if self.position:
@@ -176,6 +200,7 @@ class Feed:
         max_queue_size: batches computed ahead.
         repeat: keep going epoch after epoch (training) or stop after one (evaluation).
         class_weight: ``{class: weight}`` multiplied into the sample weights.
+        monitor: measure the input (``batches.enqueuer.monitor``).
 
     Example:
         >>> feed = Feed(Pipeline((np.zeros(5), np.zeros(5)), batch_size=4), 2, 0)
@@ -188,17 +213,20 @@ class Feed:
         self,
         seq: Pipeline,
         local_replicas: int,
-        workers: int,
+        workers: Workers,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
         repeat: bool = False,
         class_weight: Mapping[int, float] | None = None,
+        monitor: bool = False,
     ) -> None:
         self.seq = seq
         self.local_replicas = local_replicas
         self.repeat = repeat
         self.class_weight = class_weight
-        self.batches = EnqueuerFeed(seq, workers, use_multiprocessing, max_queue_size)
+        self.batches = EnqueuerFeed(
+            seq, workers, use_multiprocessing, max_queue_size, monitor=monitor
+        )
         self._first: tuple[Any, ...] | None = None
         self._batches = self._prepared()
 

@@ -36,9 +36,10 @@ from . import failures
 from .errors import WorkerStartFailed
 from .failures import FailureLedger, watch_overdue
 from .lending import SegmentLender
-from .messages import NeedSpace, NewEpoch, Task
+from .messages import NeedSpace, NewEpoch, Shutdown, Task
 from .shm import SharedArrayPool
 from .wakeup import WakeUp
+from .worker_clocks import PoolStats
 from .worker_processes import WorkerHandle, WorkerProcesses
 
 _LIVE_POOLS: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
@@ -88,6 +89,8 @@ class ProcessPool:
         tasks_per_worker: most tasks sent ahead to one worker.
         batch_timeout: seconds one batch may take before its worker is killed and the
             batch recomputed; ``None`` only warns after `failures.HANG_WARNING_SECONDS`.
+        max_workers: the most workers `add_worker` may bring the pool to (default
+            ``num_workers``).
 
     Raises:
         ValueError: for a bad worker count, start method, ``max_retries`` or timeout.
@@ -101,6 +104,7 @@ class ProcessPool:
         max_free_segments: int = 16,
         tasks_per_worker: int = 4,
         batch_timeout: float | None = None,
+        max_workers: int | None = None,
     ) -> None:
         if num_workers < 1:
             raise ValueError(f"num_workers must be >= 1. Received: num_workers={num_workers}")
@@ -114,8 +118,12 @@ class ProcessPool:
         if method == "forkserver":
             self._ctx.set_forkserver_preload(["seqpipe.parallel.worker"])
         self._num_workers = num_workers
+        self._capacity = max(num_workers, max_workers or num_workers)
         self._per_worker = max(1, tasks_per_worker)
         self._low = max(1, self._per_worker // 2)
+        # Tasks sent ahead to all workers together, shared anew when the count changes.
+        self._in_flight = self._per_worker * num_workers
+        self._target = num_workers  # workers taking tasks, as add/retire_worker asked
         self._batch_timeout = batch_timeout
         self._failures = FailureLedger(max_retries, method, batch_timeout)  # checks first
         self.shm = SharedArrayPool(max_free=max_free_segments)
@@ -132,11 +140,12 @@ class ProcessPool:
         self._results_lock = threading.Lock()
         self._failure: BaseException | None = None
         self._processes = WorkerProcesses(
-            self._ctx, num_workers, max_free_segments, self.shm, self._failures
+            self._ctx, self._capacity, max_free_segments, self.shm, self._failures
         )
-        # `_processes`' own lists, updated in place: the per-batch code reads `_workers`
-        # without a lookup more.
-        self._workers = self._processes.workers
+        # The workers that take tasks; `_processes.workers` also holds the retiring ones,
+        # which finish the tasks they hold and then exit (`retire_worker`).
+        self._workers: list[WorkerHandle] = []
+        self._draining: list[WorkerHandle] = []  # retiring, with tasks still to answer
         self.worker_pids_started = self._processes.pids_started
         self._epoch_messages: list[NewEpoch] = []
         self._next_watch = 0.0
@@ -207,7 +216,49 @@ class ProcessPool:
 
     def worker_pids(self) -> list[int]:
         """Pids of the live workers."""
-        return [w.process.pid for w in list(self._workers)]
+        return [w.process.pid for w in list(self._processes.workers)]
+
+    def add_worker(self) -> bool:
+        """Asks for one more worker (started by the dispatcher thread).
+
+        Returns:
+            ``False`` when the pool is at ``max_workers`` already.
+        """
+        if self._target >= self._capacity:
+            return False
+        self._target += 1
+        self._wakeup.wake()
+        return True
+
+    def retire_worker(self) -> bool:
+        """Asks one worker to stop once it has delivered the tasks it holds.
+
+        Every batch is still delivered exactly once: a retiring worker takes no new task,
+        and one that dies while retiring has its tasks recomputed by the others.
+
+        Returns:
+            ``False`` when one worker is left (it stays).
+        """
+        if self._target <= 1:
+            return False
+        self._target -= 1
+        self._wakeup.wake()
+        return True
+
+    def stats(self) -> PoolStats:
+        """What the pool and its workers measured so far (read-only, any thread)."""
+        processes = list(self._processes.workers)
+        clocks = self._processes.clocks
+        segment_bytes, segments = self.shm.usage()
+        return PoolStats(
+            workers=self._target,
+            processes=len(processes),
+            ready=len(self._results),
+            segment_bytes=segment_bytes,
+            segments=segments,
+            totals=clocks.totals([w.position for w in processes]),
+            per_worker=tuple(clocks.read(w.position) for w in processes),
+        )
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stops the workers (killing any still running after ``timeout`` seconds in all,
@@ -243,16 +294,19 @@ class ProcessPool:
         try:
             for _ in range(self._num_workers):
                 self._spawn()
+            live = self._processes.workers
             while not self._stopping:
                 self._dispatch()
                 for key, _ in self._selector.select(self._watch_period()):
                     kind, worker = key.data
                     if kind == "wake":
                         self._wakeup.drain()
-                    elif worker in self._workers and kind == "conn":
+                    elif worker in live and kind == "conn":
                         self._receive(worker)
-                    elif worker in self._workers:
+                    elif worker in live:
                         self._replace(worker)
+                if self._target != len(self._workers) or self._draining:
+                    self._rescale()
                 self._wakeup.notify(self._stopping)
                 if time.monotonic() >= self._next_watch:
                     self._watch()
@@ -271,6 +325,7 @@ class ProcessPool:
 
     def _spawn(self) -> None:
         worker = self._processes.start()
+        self._workers.append(worker)
         # Its death shows at once on its sentinel (NOTE [ One pipe per worker ] in
         # parallel/worker_processes.py).
         self._selector.register(worker.conn, selectors.EVENT_READ, ("conn", worker))
@@ -367,19 +422,38 @@ class ProcessPool:
     def _watch(self) -> None:
         now = time.monotonic()
         self._next_watch = now + self._watch_period()
-        watch_overdue(self._workers, self._batch_timeout, now)
+        watch_overdue(self._processes.workers, self._batch_timeout, now)
 
     def _replace(self, worker: WorkerHandle) -> None:
         self._receive(worker, drain=worker.conn.poll())  # what it sent before dying counts
         self._selector.unregister(worker.conn)
         self._selector.unregister(worker.process.sentinel)
+        for workers in (self._workers, self._draining):
+            if worker in workers:
+                workers.remove(worker)
         tasks, failed = self._processes.retire(worker)
         if failed is not None:
             culprit, error = failed
             self._deliver(culprit, False, error)
         self._pending.extendleft(reversed(tasks))
-        if not self._stopping:
+        if not self._stopping and len(self._workers) < self._target:
             self._spawn()
+
+    def _rescale(self) -> None:
+        # Brings the workers taking tasks to `_target`: starting ones (while a position
+        # is free: retiring workers keep theirs until they exit) or moving the least
+        # loaded to `_draining`; each gets Shutdown once it has answered every task.
+        while len(self._workers) < self._target and len(self._processes.workers) < self._capacity:
+            self._spawn()
+        while len(self._workers) > self._target:
+            worker = min(self._workers, key=lambda w: len(w.tasks))
+            self._workers.remove(worker)
+            self._draining.append(worker)
+        for worker in [w for w in self._draining if not w.tasks]:
+            self._draining.remove(worker)
+            worker.send([Shutdown()])
+        self._per_worker = max(1, -(-self._in_flight // max(1, len(self._workers))))
+        self._low = max(1, self._per_worker // 2)
 
     def _stop_workers(self) -> None:
         self._processes.stop(self._join_timeout)

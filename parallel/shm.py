@@ -325,6 +325,12 @@ class SharedArrayPool:
     def prefix(self) -> str:
         return self._prefix
 
+    def usage(self) -> tuple[int, int]:
+        """``(bytes, count)`` of the segments the pool holds now, lent or free."""
+        with self._lock:
+            segments = [*self._free, *self._busy.values()]
+        return sum(s.size for s in segments), len(segments)
+
     def acquire(self, nbytes: int) -> _Segment:
         """Returns a free segment of at least ``nbytes``, creating one if none fits.
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..pipeline import Pipeline
 from .agreement import check_agreement, chief_value
+from .autotune import Workers
 from .backup import Backup, model_identity
 from .evaluation import evaluate_logs
 from .feed import Feed, as_xyw
@@ -49,6 +50,7 @@ from .metrics import in_keras_order
 from .replicas import Replicas, distributed_iterator, replicate
 from .resume import Resume
 from .strategy import make_strategy
+from .tensorboard_metrics import EpochInputMetrics, input_metrics_callback, tensorboard_log_dir
 from .training_loop import InputBoundWarning, TrainingLoop
 
 logger = logging.getLogger(__name__)
@@ -126,7 +128,7 @@ class MultiGPUTrainer:
         seq: Any,
         gpus: Any = None,
         epochs: int = 1,
-        workers: int = 1,
+        workers: Workers = 1,
         validation_data: Any = None,
         callbacks: list | None = None,
         initial_epoch: int = 0,
@@ -152,9 +154,13 @@ class MultiGPUTrainer:
             seq: a `Pipeline` or `Sequence` of ``(x, y)`` or ``(x, y, sample_weight)``.
             gpus: as in `multi_gpu_model` (``None``: every GPU, else the CPU).
             epochs: index of the last epoch (as in Keras).
-            workers: enqueuer workers feeding the devices.
+            workers: enqueuer workers feeding the devices, or ``"auto"`` (with
+                ``use_multiprocessing=True``; `AutoWorkers` carries budgets), as in
+                `OrderedEnqueuer.start`.
             validation_data: a `Pipeline`/`Sequence` evaluated after epochs.
-            callbacks: Keras callbacks (``ModelCheckpoint`` saves the template).
+            callbacks: Keras callbacks (``ModelCheckpoint`` saves the template). With a
+                ``TensorBoard`` callback the input pipeline's metrics are written beside
+                its logs (``parallel/tensorboard_metrics.py``).
             initial_epoch: epoch to start at (the pipeline's plan follows it).
             devices: explicit device names, e.g. ``["/cpu:0", "/cpu:1"]``.
             verbose: 0, 1, 2 or ``"auto"``, as in Keras.
@@ -209,6 +215,7 @@ class MultiGPUTrainer:
             logger.info(line)
             if verbose and worker == 0:
                 print(line)
+        log_dir = tensorboard_log_dir(callbacks)
         feed = Feed(
             seq,
             topology["replicas"],
@@ -217,7 +224,11 @@ class MultiGPUTrainer:
             max_queue_size,
             repeat=True,
             class_weight=class_weight,
+            monitor=log_dir is not None,
         )
+        if log_dir is not None:
+            metrics = EpochInputMetrics(feed.batches, log_dir)
+            callbacks = [*(callbacks or []), input_metrics_callback(metrics)]
         try:
             r = replicate(self.model, strategy, num_workers, worker, feed.first())
             self._replicas = r
@@ -308,7 +319,7 @@ class MultiGPUTrainer:
     def _evaluate_logs(
         self,
         seq: Any,
-        workers: int,
+        workers: Workers,
         use_multiprocessing: bool,
         gpus: Any = None,
         devices: Seq[str] | None = None,
@@ -320,7 +331,7 @@ class MultiGPUTrainer:
     def evaluate(
         self,
         seq: Any,
-        workers: int = 1,
+        workers: Workers = 1,
         use_multiprocessing: bool = False,
         return_dict: bool = False,
         gpus: Any = None,
@@ -349,7 +360,7 @@ class MultiGPUTrainer:
         return logs if return_dict else in_keras_order(logs, [*r.loss.names, *r.metrics.names])
 
     def predict(
-        self, seq: Any, workers: int = 1, gpus: Any = None, devices: Seq[str] | None = None
+        self, seq: Any, workers: Workers = 1, gpus: Any = None, devices: Seq[str] | None = None
     ) -> np.ndarray:
         """Model outputs for every sample of one epoch of ``seq``, in order.
 

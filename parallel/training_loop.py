@@ -30,7 +30,7 @@ class InputBoundWarning:
     def __init__(self) -> None:
         self.warned = False
 
-    def check(self, input_wait: float, epoch: int, workers: int) -> None:
+    def check(self, input_wait: float, epoch: int, workers: Any) -> None:
         """Warns if ``input_wait`` (a fraction of the epoch) is over the threshold."""
         if input_wait > INPUT_WAIT_WARNING and not self.warned:
             self.warned = True
@@ -68,7 +68,7 @@ class TrainingLoop:
     callbacks: Any
     pipeline: Pipeline
     validate: Callable[[int], dict[str, float]]
-    workers: int
+    workers: Any
     topology: dict[str, int] = field(default_factory=dict)
     backup: Backup | None = None
     resume: Resume | None = None

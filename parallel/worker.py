@@ -55,6 +55,7 @@ from .messages import (
     Task,
 )
 from .shm import SegmentWriter, encode_small, pack, pack_in_place
+from .worker_clocks import WorkerClock, set_this_worker
 
 _ORPHAN_POLL_SECONDS = 0.2
 # Reads of a slot being written before `Progress.current` gives up for this time.
@@ -163,10 +164,13 @@ def _failure(task: Task, error: BaseException) -> BatchFailed:
 class _Worker:
     """One worker's state: its pipe, its sequence, tasks not yet run, results not sent."""
 
-    def __init__(self, conn: Connection, writer: SegmentWriter, progress: Progress) -> None:
+    def __init__(
+        self, conn: Connection, writer: SegmentWriter, progress: Progress, clock: WorkerClock
+    ) -> None:
         self.conn = conn
         self.writer = writer
         self.progress = progress
+        self.clock = clock
         self.sequence: Any = None
         self.inbox: deque[Any] = deque()  # messages received, in order, not handled
         self.outbox: list[Any] = []
@@ -221,11 +225,16 @@ class _Worker:
             self.ask(task, nbytes)
         self.ask_ahead()
         self.flush()
-        while task not in self.grants:
-            for message in self.recv():
-                if isinstance(message, Shutdown):
-                    return None
-                self.keep(message)
+        if task not in self.grants:
+            # Blocked on a segment (NOTE [ Worker clocks ] in parallel/worker_clocks.py):
+            # clocks read only when the worker must wait for the parent anyway.
+            waiting = time.perf_counter()
+            while task not in self.grants:
+                for message in self.recv():
+                    if isinstance(message, Shutdown):
+                        return None
+                    self.keep(message)
+            self.clock.add_blocked(time.perf_counter() - waiting)
         self.asked.discard(task)
         return self.grants.pop(task)
 
@@ -283,10 +292,9 @@ class _Worker:
                     return
                 self.outbox.append(result)
                 self.progress.end()
-                if (
-                    len(self.outbox) >= _MAX_RESULTS
-                    or time.perf_counter() - started > _FLUSH_AFTER_SECONDS
-                ):
+                elapsed = time.perf_counter() - started
+                self.clock.add_busy(elapsed)
+                if len(self.outbox) >= _MAX_RESULTS or elapsed > _FLUSH_AFTER_SECONDS:
                     self.flush()
             elif isinstance(message, NewEpoch):
                 if message.payload is not None:
@@ -297,7 +305,9 @@ class _Worker:
                 return
 
 
-def run_worker(conn: Connection, max_mapped: int, shm_dir: str, slots: Any, position: int) -> None:
+def run_worker(
+    conn: Connection, max_mapped: int, shm_dir: str, slots: Any, position: int, clocks: Any
+) -> None:
     """Serves tasks from ``conn`` until `Shutdown` or the parent's death.
 
     Args:
@@ -306,14 +316,18 @@ def run_worker(conn: Connection, max_mapped: int, shm_dir: str, slots: Any, posi
             once no process maps it, so this bounds what a worker can keep alive.
         shm_dir: the directory the parent creates segments in.
         slots: the pool's shared progress slots (a ``RawArray`` of doubles).
-        position: this worker's slot in ``slots``.
+        position: this worker's slot in ``slots`` and ``clocks``.
+        clocks: the pool's shared worker clocks (`WorkerClocks.array`).
     """
     # Ctrl-C reaches the whole process group; the parent owns shutdown.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     progress = Progress(slots, position)
     progress.boot()
-    worker = _Worker(conn, SegmentWriter(max_mapped, shm_dir), progress)
+    clock = WorkerClock(clocks, position)
+    clock.boot()
+    set_this_worker(clock)
+    worker = _Worker(conn, SegmentWriter(max_mapped, shm_dir), progress, clock)
     try:
         worker.run()
     except (EOFError, BrokenPipeError, ConnectionResetError):

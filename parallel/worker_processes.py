@@ -22,6 +22,7 @@ from .failures import FailureLedger
 from .messages import Shutdown, Task
 from .shm import SharedArrayPool
 from .worker import Progress, run_worker
+from .worker_clocks import WorkerClocks
 
 # How long a dead or killed worker is given to exit: every wait is bounded
 # (NOTE [ Bounded waits ] in ``parallel/pool.py``).
@@ -81,6 +82,7 @@ class WorkerProcesses:
         self._shm = shm
         self._failures = failures
         self._slots = ctx.RawArray("d", Progress.SIZE * num_workers)
+        self.clocks = WorkerClocks(ctx, num_workers)
         self._positions = list(range(num_workers))  # positions no live worker holds
         self.workers: list[WorkerHandle] = []  # the live ones
         self.pids_started: list[int] = []
@@ -94,10 +96,18 @@ class WorkerProcesses:
         position = self._positions.pop()
         progress = Progress(self._slots, position)
         progress.expect_boot()
+        self.clocks.reset(position)
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=run_worker,
-            args=(child_conn, self._max_free_segments, self._shm.directory, self._slots, position),
+            args=(
+                child_conn,
+                self._max_free_segments,
+                self._shm.directory,
+                self._slots,
+                position,
+                self.clocks.array,
+            ),
             daemon=True,
             name="seqpipe-worker",
         )
@@ -130,6 +140,7 @@ class WorkerProcesses:
         for name in worker.granted.values():
             self._shm.release(name)
         current = worker.progress.current()
+        self.clocks.retire(worker.position)
         self._positions.append(worker.position)
         tasks = list(worker.tasks)
         self._failures.started(worker.progress.booted(), worker.process.exitcode)

@@ -1,4 +1,14 @@
-"""`Pipeline`: sources, batching, shuffling, sharding and transforms as one Sequence."""
+"""`Pipeline`: sources, batching, shuffling, sharding and transforms as one Sequence.
+
+NOTE [ Stage clock ]
+`Pipeline.get_batch` takes an optional ``clock``, called with ``(stage, output)`` as
+each stage of the batch ends, in the order the stages run: the batch plan, each source
+read, each transform, the sharding weights. ``stage`` numbers them as `print_summary`
+lists them (each source first, then the plan, the transforms and the shard), so a
+caller that reads a clock between two calls knows each stage's time and output. Without
+a clock the batch is made exactly as before; `print_summary`'s tracing and the timing of
+stages in enqueuer workers (``parallel/stage_timing.py``) both pass one.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +25,15 @@ import numpy as np
 from .._core.checks import check_int
 from .._core.hooks import provide, provided
 from ..transforms import Transform, as_transform, random_for
-from .batches import BATCHES, attach_weights, leading_dim
+from .batches import BATCHES, DICT, TUPLE, attach_weights, leading_dim
 from .config import pipeline_config, pipeline_from_config
 from .identity import pipeline_identity
 from .plan import BatchPlan, EpochPlan, check_shuffle
 from .sequence import Sequence
 from .structure import arrange_sources, chunks_of, read_sources
+
+# Called as ``clock(stage, output)`` when a stage of a batch ends (NOTE [ Stage clock ]).
+StageClock = Callable[[int, Any], None]
 
 
 class Pipeline(Sequence):
@@ -183,7 +196,9 @@ class Pipeline(Sequence):
             raise IndexError(f"batch index {index} out of range for {num} batches")
         return self.get_batch(int(index) % num, self.epoch)
 
-    def get_batch(self, index: int, epoch: int, out: Any = None) -> Any:
+    def get_batch(
+        self, index: int, epoch: int, out: Any = None, clock: StageClock | None = None
+    ) -> Any:
         """Returns batch ``index`` of ``epoch``, whatever the current epoch is.
 
         Args:
@@ -193,16 +208,37 @@ class Pipeline(Sequence):
                 transforms (one array, a tuple or a dict); sources with ``read_into``
                 (`sources.HDF5Matrix`) fill them in place. Transforms then run on them.
                 ``None``: new arrays. The enqueuer passes views of shared memory.
+            clock: called as ``clock(stage, output)`` as each stage ends, ``stage``
+                numbering the stages as `print_summary` lists them: each source, the
+                batch plan, each transform, the sharding weights (NOTE [ Stage clock ]).
 
         Returns:
             The batch: an array, tuple or dict, with ``sample_weight`` added when the
             pipeline is sharded.
         """
         spec = self.batch_plan(index, epoch)
-        batch = self._read(spec, out)
+        if clock is None:
+            batch = self._read(spec, out)
+            for position in range(len(self._transforms)):
+                batch = self.apply_transform(position, batch, spec, epoch)
+            return self.add_weights(batch, spec)
+        first = self.num_source_stages
+        clock(first, spec)
+        batch = self._read(spec, out, clock)
         for position in range(len(self._transforms)):
             batch = self.apply_transform(position, batch, spec, epoch)
-        return self.add_weights(batch, spec)
+            clock(first + 1 + position, batch)
+        batch = self.add_weights(batch, spec)
+        if spec.weights is not None:
+            clock(first + 1 + len(self._transforms), batch)
+        return batch
+
+    @property
+    def num_source_stages(self) -> int:
+        """Sources read for each batch: the stages before the batch plan's."""
+        if self._structure in (TUPLE, DICT):
+            return len(self._sources)
+        return 1
 
     def batch_plan(self, index: int, epoch: int) -> BatchPlan:
         """The sample ids (and weights, when sharded) of batch ``index`` of ``epoch``."""
@@ -249,12 +285,15 @@ class Pipeline(Sequence):
         contiguous = spec.as_slice()
         return spec.indices if contiguous is None else contiguous
 
-    def _read(self, spec: BatchPlan, out: Any = None) -> Any:
+    def _read(self, spec: BatchPlan, out: Any = None, clock: StageClock | None = None) -> Any:
         if self._structure == BATCHES:
             if out is not None:
                 raise ValueError("out= needs array sources, not a wrapped Sequence")
-            return self._sources[int(spec.indices[0])]
-        return read_sources(self._sources, self._structure, self.read_key(spec), out)
+            batch = self._sources[int(spec.indices[0])]
+            if clock is not None:
+                clock(0, batch)
+            return batch
+        return read_sources(self._sources, self._structure, self.read_key(spec), out, clock)
 
     def on_epoch_end(self) -> None:
         """Advances to the next epoch (and forwards to a wrapped Sequence)."""

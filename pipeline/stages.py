@@ -98,19 +98,13 @@ def as_pipeline(seq: Any) -> Pipeline:
     return seq if isinstance(seq, Pipeline) else Pipeline(seq)
 
 
-def trace(seq: Sequence, num_batches: int = 3) -> list[Stage]:
-    """Runs the first ``num_batches`` batches stage by stage and times each stage.
-
-    One extra batch runs first, untimed, so that first-use costs (lazy imports, file
-    opening) do not count.
-
-    Returns:
-        The stages in data order, each with its first batch's output and its times.
-    """
+def stage_list(seq: Sequence) -> list[Stage]:
+    """The stages of ``seq`` as `print_summary` lists them, not yet measured: each
+    source, the batch plan, each transform, the sharding (NOTE [ Stage clock ] in
+    ``pipeline/pipeline.py`` numbers them the same way)."""
     p = as_pipeline(seq)
     if p.structure == BATCHES:
-        inner = trace(p.sources, num_batches) if isinstance(p.sources, Pipeline) else []
-        sources = [Stage("source", f"sequence: {describe(p.sources)}", inner=inner)]
+        sources = [Stage("source", f"sequence: {describe(p.sources)}")]
     elif p.structure == SINGLE:
         sources = [Stage("source", f"source: {describe(p.sources)}")]
     else:
@@ -130,39 +124,51 @@ def trace(seq: Sequence, num_batches: int = 3) -> list[Stage]:
     ]
     plan = p.plan
     shard = [Stage("shard", f"shard {plan.shard_index}/{plan.num_shards}")] if p.sharded else []
-    stages = [*sources, batch, *transforms, *shard]
+    return [*sources, batch, *transforms, *shard]
 
+
+def _assembled(p: Pipeline, parts: list[Any]) -> Any:
+    # The batch the sources' parts make, as the batch stage shows it.
+    if p.structure == TUPLE:
+        return tuple(parts)
+    if p.structure == DICT:
+        return dict(zip(p.sources, parts, strict=True))
+    return parts[0]
+
+
+def trace(seq: Sequence, num_batches: int = 3) -> list[Stage]:
+    """Runs the first ``num_batches`` batches stage by stage and times each stage.
+
+    One extra batch runs first, untimed, so that first-use costs (lazy imports, file
+    opening) do not count.
+
+    Returns:
+        The stages in data order, each with its first batch's output and its times.
+    """
+    p = as_pipeline(seq)
+    stages = stage_list(p)
+    if isinstance(p.sources, Pipeline):
+        stages[0].inner = trace(p.sources, num_batches)
+    sources = p.num_source_stages
+    parts: list[Any] = []
+    last = 0.0
     warm_up = True
 
-    def timed(stage: Stage, fn: Any, *args: Any) -> Any:
-        start = time.perf_counter()
-        out = fn(*args)
+    def clock(position: int, out: Any) -> None:
+        nonlocal last
+        stage = stages[position]
         if not warm_up:
-            stage.seconds.append(time.perf_counter() - start)
-        if stage.output is None:
+            stage.seconds.append(time.perf_counter() - last)
+        if position < sources and warm_up:
+            parts.append(out)
+            if len(parts) == sources:
+                stages[sources].output = _assembled(p, parts)
+        if stage.output is None and position != sources:
             stage.output = out
-        return out
+        last = time.perf_counter()  # the clock's own time counts for no stage
 
     for index in [0, *range(min(num_batches, len(p)))]:
-        spec = timed(batch, p.batch_plan, index, p.epoch)
-        if p.structure == BATCHES:
-            out = timed(sources[0], p.sources.__getitem__, int(spec.indices[0]))
-        else:
-            key = p.read_key(spec)
-            if p.structure == SINGLE:
-                out = timed(sources[0], p.sources.__getitem__, key)
-            else:
-                items = p.sources.items() if p.structure == DICT else enumerate(p.sources)
-                parts = {
-                    k: timed(st, s.__getitem__, key)
-                    for st, (k, s) in zip(sources, items, strict=True)
-                }
-                out = tuple(parts.values()) if p.structure == TUPLE else parts
-        if warm_up:
-            batch.output = out
-        for position, stage in enumerate(transforms):
-            out = timed(stage, p.apply_transform, position, out, spec, p.epoch)
-        if shard:
-            timed(shard[0], p.add_weights, out, spec)
+        last = time.perf_counter()
+        p.get_batch(index, p.epoch, clock=clock)
         warm_up = False
     return stages

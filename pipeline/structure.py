@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -70,7 +71,13 @@ def arrange_sources(sources: Any) -> tuple[Any, str, int]:
     return sources, structure, length
 
 
-def read_sources(sources: Any, structure: str, key: Any, out: Any = None) -> Any:
+def read_sources(
+    sources: Any,
+    structure: str,
+    key: Any,
+    out: Any = None,
+    clock: Callable[[int, Any], None] | None = None,
+) -> Any:
     """Reads ``key`` (a slice or sample ids) from every source, in their structure.
 
     Args:
@@ -79,18 +86,25 @@ def read_sources(sources: Any, structure: str, key: Any, out: Any = None) -> Any
         key: what each source is indexed with.
         out: arrays to read into, in the same structure (sources with ``read_into`` fill
             them in place, others are copied in), or ``None`` for new arrays.
+        clock: called as ``clock(i, part)`` after the ``i``-th source is read (NOTE [
+            Stage clock ] in ``pipeline/pipeline.py``).
 
     Returns:
         One array, a tuple or a dict of them.
     """
+    stage = itertools.count()
 
     def read(source: Any, target: np.ndarray | None) -> Any:
         if target is None:
-            return source[key]
-        if hasattr(source, "read_into"):
-            return source.read_into(key, target)
-        np.copyto(target, source[key], casting="no")
-        return target
+            part = source[key]
+        elif hasattr(source, "read_into"):
+            part = source.read_into(key, target)
+        else:
+            np.copyto(target, source[key], casting="no")
+            part = target
+        if clock is not None:
+            clock(next(stage), part)
+        return part
 
     if structure == SINGLE:
         return read(sources, out)
