@@ -6,14 +6,16 @@ synthetic 48x48 colour images of 10 classes to a temporary HDF5 file, declares a
 pipeline (resize, random flip, normalize, one-hot labels), and then shows, each measured
 here:
 
-1. where the time of a batch goes (`print_summary`);
+1. where the time of a batch goes (`parallel.profile`: each stage's share, the workers'
+   busy and idle time, and the bottleneck with its fix);
 2. one epoch through 2 worker processes delivers every sample exactly once;
 3. the same bytes with 0 workers and with 2 worker processes;
 4. a stop mid-epoch and a resume on another topology (2 shards of another batch size)
    that repeats and skips nothing;
-5. training with `MultiGPUTrainer` on the GPUs, else on two logical CPU devices: the
-   devices, loss and accuracy per epoch, validation accuracy, and how much of each epoch
-   the loop waited for input.
+5. training with `MultiGPUTrainer` on the GPUs, else on two logical CPU devices, its
+   input read by worker processes whose count is tuned while it trains
+   (``workers="auto"``): the devices, loss and accuracy per epoch, validation accuracy,
+   and how much of each epoch the loop waited for input.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from collections.abc import Iterator
 import h5py
 import numpy as np
 
-from seqpipe.parallel import OrderedEnqueuer
-from seqpipe.pipeline import Pipeline, print_summary
+from seqpipe.parallel import OrderedEnqueuer, profile
+from seqpipe.pipeline import Pipeline
 from seqpipe.sources import HDF5Matrix
 from seqpipe.transforms import Normalize, RandomFlip, Resize, ToCategorical
 
@@ -199,7 +201,7 @@ def train(train_seq: Pipeline, val_seq: Pipeline) -> None:
         train_seq,
         devices=devices,
         epochs=4,
-        workers=2,
+        workers="auto",  # grown while the loop waits for input, within the CPUs
         use_multiprocessing=True,
         validation_data=val_seq,
         verbose=0,
@@ -226,7 +228,8 @@ def main() -> None:
         val_seq = build_pipeline(path, "val", shuffle=False)
         print(f"dataset:       {NUM_TRAIN:,} training and {NUM_VAL:,} validation images")
         print(f"pipeline:      {train_seq!r}")
-        print_summary(train_seq)
+        report = profile(train_seq, batches=24, workers=2)
+        print("profile:       " + str(report).replace("\n", "\n               "))
         check_exactly_once(path)
         check_same_bytes(train_seq)
         check_resume(path)

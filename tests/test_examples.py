@@ -34,7 +34,7 @@ def test_the_quickstart_proves_its_promises_without_a_warning():
     assert float(epochs[-1][2]) >= 0.9, lines  # validation accuracy of the last epoch
     accuracy = float(re.search(r"validation loss [\d.]+, accuracy ([\d.]+)", lines).group(1))
     assert accuracy >= 0.9
-    assert "Slowest stage:" in lines and "training:      on [" in lines
+    assert "Bottleneck: " in lines and "training:      on [" in lines
 
 
 @pytest.mark.timeout(180)
