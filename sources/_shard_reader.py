@@ -13,7 +13,10 @@ fetches the whole file in one GET and keeps it in this process, least recently u
 dropped beyond the budget: meant for ``shuffle="window"``, where a worker reads the
 chunks of its window again and again (NOTE [ Window shuffle ] in
 ``pipeline/window_order.py``). All reads go through the `FileStore`: retries with
-backoff, errors naming the URI, request counters, and ``cache_dir``'s `DiskCache`.
+backoff, errors naming the URI, request counters, and ``cache_dir``'s `DiskCache`, whose
+per-entry file lock makes the whole-file fetch one GET per host when several worker
+processes touch the same chunk (they all do: every batch of a window draws from all of
+its chunks, and the enqueuer hands batches to whichever worker is free).
 """
 
 from __future__ import annotations

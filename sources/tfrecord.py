@@ -89,7 +89,8 @@ class TFRecordSource(ShardedSource):
         cache_dir_bytes: budget of ``cache_dir``.
         chunk_cache_bytes: remote files up to this size are fetched whole on first
             touch and kept in each process, up to this many bytes (for
-            ``shuffle="window"``); 0 fetches only the records asked for.
+            ``shuffle="window"``; with ``cache_dir`` too, a file is fetched once per
+            host, not per worker); 0 fetches only the records asked for.
 
     Raises:
         FileNotFoundError: naming the path or pattern, if no file matches.

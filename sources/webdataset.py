@@ -70,7 +70,8 @@ class WebDatasetSource(ShardedSource):
         cache_dir_bytes: budget of ``cache_dir``.
         chunk_cache_bytes: remote shards up to this size are fetched whole on first
             touch and kept in each process, up to this many bytes (for
-            ``shuffle="window"``: at least ``window`` shards); 0 fetches only the
+            ``shuffle="window"``: at least ``window`` shards; with ``cache_dir`` too, a
+            shard is fetched once per host, not per worker); 0 fetches only the
             samples asked for.
 
     Raises:

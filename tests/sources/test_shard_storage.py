@@ -212,3 +212,27 @@ def test_two_workers_read_remote_records_once_per_epoch(s3):
         epochs = [sorted(int(x) for b in enqueuer.iter_epoch() for x in b) for _ in range(2)]
     assert epochs == [[i * 1000 - 7 for i in range(N)]] * 2
     assert np.all(source.chunks == [0, 5, 13, 19])
+
+
+@pytest.mark.timeout(120)
+def test_two_worker_processes_fetch_each_shard_once_per_host_with_cache_dir(s3, tmp_path):
+    # Every worker touches every chunk of the windows it serves; with ``cache_dir`` the
+    # first to miss a whole shard fetches it under the entry's file lock and the other
+    # reads it from the host's disk: one GET per shard for the host, however many
+    # workers, epochs and windows.
+    sizes = [os.path.getsize(p) for p in s3.local["tar"]]
+    s3.clear()
+    source = WebDatasetSource(
+        s3.uri("data/tar/"),
+        decode={"json": "json"},
+        cache_dir=tmp_path,
+        chunk_cache_bytes=2 * max(sizes),
+    )
+    seq = Pipeline(source, batch_size=3, shuffle="window", window=2, seed=4)
+    with OrderedEnqueuer(seq, use_multiprocessing=True) as enqueuer:
+        enqueuer.start(workers=2, max_queue_size=4)
+        epochs = [[j["id"] for b in enqueuer.iter_epoch() for j in b] for _ in range(3)]
+    assert [sorted(ids) for ids in epochs] == [list(range(N))] * 3
+    assert epochs[0] != epochs[1]  # a new window order each epoch
+    whole = {f"/data/tar/shard-{k:03d}.tar": f"bytes=0-{size - 1}" for k, size in enumerate(sizes)}
+    assert sorted((r.path, r.range) for r in s3.gets()) == sorted(whole.items())
