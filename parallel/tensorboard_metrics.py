@@ -15,6 +15,12 @@ Keras gives a ``PyDataset`` no handle on the callbacks of the ``fit`` that reads
 its `CallbackList` in a local variable named ``callbacks`` (so in Keras 3's trainers for
 every backend): the dataset looks for that frame up its call stack, once per epoch.
 Found nothing (another caller, another Keras), it writes nothing.
+
+Before Python 3.13 (PEP 667), ``frame.f_locals`` is a snapshot dict kept on the frame
+until the next read: it held the previous epoch's tf.data iterator for a whole epoch,
+and the next epoch's read dropped it, running its finalizer in our call (1.1 s, at the
+third epoch of 2 runs in 3 of ``benchmarks/adapters.py``'s ``fit(as_keras)``). So the
+snapshot is emptied once read: it then holds nothing that the frame does not.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from typing import Any
 
 # Frames looked through for fit's: its loop is a few calls above the dataset.
 _MAX_FRAMES = 40
+# A frame's f_locals is a snapshot dict before Python 3.13, a write-through view after.
+_SNAPSHOT_LOCALS = sys.version_info < (3, 13)
 
 
 def tensorboard_log_dir(callbacks: Iterable[Any] | None) -> str | None:
@@ -49,7 +57,10 @@ def fit_tensorboard_log_dir() -> str | None:
         if frame is None:
             return None
         if frame.f_code.co_name == "fit":
-            callbacks = frame.f_locals.get("callbacks")
+            snapshot = frame.f_locals
+            callbacks = snapshot.get("callbacks")
+            if _SNAPSHOT_LOCALS:
+                snapshot.clear()
             if isinstance(callbacks, keras.callbacks.CallbackList):
                 return tensorboard_log_dir(callbacks.callbacks)
         frame = frame.f_back

@@ -108,3 +108,40 @@ def test_fit_with_tensorboard_writes_every_input_tag_beside_its_logs(tmp_path):
         assert all(v > 0 for _, v in scalars["input/batches_per_second"])
         assert all(1 <= v <= 10 for _, v in scalars["input/workers"])  # max_queue_size
         assert "epoch_loss" in runs[run]["train"]  # Keras' own logs, same log_dir
+
+
+def test_finding_fits_callbacks_keeps_none_of_its_locals_alive():
+    # Before Python 3.13, reading a frame's f_locals leaves a snapshot on the frame: it
+    # kept fit's previous tf.data iterator alive for an epoch, and the next lookup ran
+    # its finalizer (1.1 s) inside the dataset's on_epoch_begin.
+    import gc
+    import weakref
+
+    keras = pytest.importorskip("keras")
+    from seqpipe.parallel.tensorboard_metrics import fit_tensorboard_log_dir
+
+    class Iterator:
+        pass
+
+    def on_epoch_begin():
+        return fit_tensorboard_log_dir()
+
+    def fit(log_dir):
+        # Found by its name in this frame, as in Keras' fit.
+        callbacks = keras.callbacks.CallbackList([keras.callbacks.TensorBoard(log_dir)])  # noqa: F841
+        found, gone = [], []
+        iterator = Iterator()
+        for _ in range(3):
+            found.append(on_epoch_begin())
+            old = weakref.ref(iterator)
+            iterator = Iterator()  # fit's next epoch: its last reference to the old one
+            gone.append(old() is None)
+        return found, gone
+
+    gc.disable()  # a collection must not be what frees them
+    try:
+        found, gone = fit("logs-a")
+    finally:
+        gc.enable()
+    assert found == ["logs-a"] * 3
+    assert gone == [True, True, True]
