@@ -16,6 +16,16 @@ nothing but take batches, so its waits show how far the input is from keeping up
 a consumer that needs no time. The recording's own cost per batch is measured and
 stated in the report (``overhead_us``).
 
+NOTE [ Sampled recording ]
+Recording a batch's stages costs a few microseconds in the worker (clock reads, marks,
+a row written), which is nothing beside a batch of milliseconds but a sixth of a batch
+that takes 14 us (``benchmarks/autotune.py``'s "tiny"), on cores the consumer shares.
+So each worker measures that cost once, and after every recorded batch skips recording
+as many batches as keeps it under `RECORDING_BUDGET` of its batch time: a 7 ms batch is
+recorded every time, a 14 us one about 1 in 45. Skipped batches are computed as without
+the profile and leave their row empty: stage times are averaged over the recorded ones
+(``report.recorded``), and the timeline draws only those.
+
 ``seqpipe.parallel.profile`` is both this module (for ``python -m``) and the function:
 importing a submodule binds it to its package's attribute, so the module is made
 callable, and calling it calls `profile`.
@@ -26,6 +36,7 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib
+import math
 import os
 import sys
 import time
@@ -40,9 +51,17 @@ from ..pipeline import Pipeline
 from ..pipeline.stages import nbytes, stage_list
 from .autotune import AutoWorkers, Usage, demand
 from .enqueuer import OrderedEnqueuer
-from .profile_report import ProfileReport, StageProfile, Timeline, WorkerProfile
+from .profile_report import (
+    RECORDING_BUDGET,
+    ProfileReport,
+    StageProfile,
+    Timeline,
+    WorkerProfile,
+)
 from .shm import SHM_DIR, SegmentWriter
 from .stage_timing import StageTimed
+
+MAX_SKIPPED = 1000  # batches left unrecorded after a recorded one, at most
 
 
 class _Recording(StageTimed):
@@ -66,12 +85,30 @@ class _Recording(StageTimed):
         self.segment = self._memory.name
         self._flat: np.ndarray | None = None
         self._pid = 0
+        self._cost: float | None = None  # seconds a recording costs in this process
+        self._skip = 0  # batches still to compute unrecorded (NOTE [ Sampled recording ])
+        self._positions: list[int] = []
         self.sizing = True
         self.rows()[:] = -1.0  # stages a batch does not run stay -1
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._flat, self._pid = None, 0
+        self._flat, self._pid, self._cost, self._skip = None, 0, None, 0
+
+    def get_batch(self, index: int, epoch: int, out: Any = None) -> Any:
+        """The batch, its stages recorded unless skipped (NOTE [ Sampled recording ])."""
+        if self._skip:
+            self._skip -= 1
+            return self.timed_sequence.get_batch(index, epoch, out)
+        started = time.perf_counter()
+        batch = super().get_batch(index, epoch, out)
+        spent = time.perf_counter() - started
+        if self._cost is None:
+            self._cost = _recording_cost(self, batch, self._positions)
+        work = max(spent - self._cost, 1e-9)
+        wanted = math.ceil(self._cost / (RECORDING_BUDGET * work)) - 1
+        self._skip = min(MAX_SKIPPED, max(0, wanted))
+        return batch
 
     def rows(self) -> np.ndarray:
         """The records, ``(capacity, width)``: in the parent the memory it created, in a
@@ -105,6 +142,8 @@ class _Recording(StageTimed):
 
     def _end(self, marks: list[float], batch: Any, ended: float) -> Any:
         flat = self._flat if self._flat is not None else self._map()
+        if self._cost is None:  # the stages a batch runs, for measuring the cost
+            self._positions = [int(p) for p in marks[2::3]]
         row = int(marks[0])
         if row < self.capacity:
             marks[0] = self._pid
@@ -115,8 +154,11 @@ class _Recording(StageTimed):
 
 
 def _recording_cost(recording: _Recording, batch: Any, positions: list[int]) -> float:
-    # Seconds one batch's recording costs a worker: its clock reads, marks and row.
+    # Seconds one batch's recording costs a worker: its clock reads, marks and a row
+    # (written to a scratch row: the real ones belong to the batches).
     reps = 300
+    scratch = np.empty(recording.width)
+    recording.sizing = False  # sizes are taken once a process; the steady cost is wanted
     started = time.perf_counter()
     for _ in range(reps):
         marks = recording._begin(0, recording.first_epoch)
@@ -125,7 +167,7 @@ def _recording_cost(recording: _Recording, batch: Any, positions: list[int]) -> 
             now = time.perf_counter()
             recording._mark(marks, position, now - last, batch)
             last = now
-        recording._end(marks, batch, last)
+        scratch[1 : len(marks)] = marks[1:]
     return (time.perf_counter() - started) / reps
 
 
@@ -181,12 +223,15 @@ def profile(
         finally:
             enqueuer.stop()
         records = recording.rows().copy()
-        positions = [int(p) for p in _marks(records[-1])[:, 0]]
+        # Rows of skipped batches stay empty (NOTE [ Sampled recording ]).
+        recorded = records[1:][records[1:, 0] >= 0]
+        last = recorded[-1] if len(recorded) else records[0]
+        positions = [int(p) for p in _marks(last)[:, 0]]
         overhead = _recording_cost(recording, run.last_batch, positions)
     finally:
         recording.close()
     timeline_stages: dict[int, list[tuple[int, float, float]]] = {}
-    for record in records[1:]:
+    for record in recorded:
         start, segments = record[1], timeline_stages.setdefault(int(record[0]), [])
         for position, seconds, _ in _marks(record).tolist():
             segments.append((int(position), start, seconds))
@@ -203,6 +248,7 @@ def profile(
         cpu_budget=cpus if not isinstance(setting, AutoWorkers) else setting.cpus(),
         max_queue_size=max_queue_size,
         overhead_us=1e6 * overhead,
+        recorded=len(recorded),
         timeline=Timeline(run.first, timeline_stages, run.waits),
         decisions=decisions,
     )
@@ -268,7 +314,8 @@ def _marks(record: np.ndarray) -> np.ndarray:
 
 
 def _stage_profiles(target: Any, records: np.ndarray) -> list[StageProfile]:
-    # The first record (the unmeasured batch) gives sizes but no times.
+    # The first record (the unmeasured batch) gives sizes but no times; skipped batches'
+    # rows are empty (NOTE [ Sampled recording ]) and count for nothing.
     listed = stage_list(target)
     seconds = np.zeros(len(listed))
     out_bytes: list[int | None] = [None] * len(listed)
@@ -289,7 +336,7 @@ def _stage_profiles(target: Any, records: np.ndarray) -> list[StageProfile]:
                 name=stage.name,
                 kind=stage.kind,
                 random=stage.random,
-                ms_per_batch=1e3 * seconds[i] / max(1, len(records) - 1),
+                ms_per_batch=1e3 * seconds[i] / max(1, int((records[1:, 0] >= 0).sum())),
                 share=seconds[i] / total,
                 bytes_in=previous,
                 bytes_out=out_bytes[i],

@@ -2,9 +2,10 @@
 
 Top: a timeline, one row per worker process and one for the consumer; each batch a bar
 per stage, coloured by stage, so a slow stage shows as a wide band of its colour and an
-idle worker as gaps. The consumer's row shows when it waited for a batch; dashed lines
-mark the changes of ``workers="auto"``. Bottom: one
-bar, the stages' shares of the workers' stage time stacked, in the same colours.
+idle worker as gaps (when batches are too cheap to record each, only the recorded ones
+are drawn, and the axis label says so). The consumer's row shows when it waited for a
+batch; dashed lines mark the changes of ``workers="auto"``. Bottom: one bar, the
+stages' shares of the workers' stage time stacked, in the same colours.
 """
 
 from __future__ import annotations
@@ -63,7 +64,15 @@ def _figure(report: Any) -> Any:
     top.set_ylim(-0.6, rows - 0.4)
     top.invert_yaxis()
     top.set_xlim(0, report.seconds)
-    top.set_xlabel("seconds since the first batch arrived")
+    sampled = (
+        ""
+        if report.recorded >= report.batches
+        else (
+            f" (stages of {report.recorded} of the {report.batches} batches drawn: "
+            "the rest were computed without recording, each cheaper than its recording)"
+        )
+    )
+    top.set_xlabel("seconds since the first batch arrived" + sampled)
     top.grid(axis="x", alpha=0.3)
     top.set_title(
         f"{report.batches} batches, {report.throughput:.1f} batches/s, "
@@ -82,7 +91,7 @@ def _figure(report: Any) -> Any:
     bottom.set_xlim(0, 100)
     bottom.set_yticks([0], ["share of\nworker time"])
     bottom.set_xlabel("% of the workers' time in stages")
-    bottom.legend(loc="upper left", bbox_to_anchor=(0, -0.55), ncol=2, fontsize=9, frameon=False)
+    bottom.legend(loc="upper left", bbox_to_anchor=(0, -0.75), ncol=2, fontsize=9, frameon=False)
     fig.tight_layout()
     return fig
 

@@ -24,6 +24,9 @@ from typing import Any
 
 WAIT_TO_ACT = 0.05
 BLOCKED_TO_ACT = 0.2
+# What recording stages may cost, as a share of a worker's batch time (NOTE [ Sampled
+# recording ] in parallel/profile.py).
+RECORDING_BUDGET = 0.01
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class ProfileReport:
     cpu_budget: int
     max_queue_size: int
     overhead_us: float
+    recorded: int
     timeline: Timeline
     decisions: list[Any] = field(default_factory=list)
 
@@ -107,10 +111,13 @@ class ProfileReport:
 
     @property
     def overhead_fraction(self) -> float:
-        """The stage recording's cost over the workers' time per batch."""
+        """The stage recording's cost over the workers' time per batch, counting the
+        batches whose recording was skipped (``recorded`` of ``batches`` were recorded)."""
         busy = sum(w.busy_s for w in self.workers)
         per_batch = busy / max(1, sum(w.batches for w in self.workers))
-        return self.overhead_us * 1e-6 / per_batch if per_batch > 0 else 0.0
+        if per_batch <= 0:
+            return 0.0
+        return self.overhead_us * 1e-6 * self.recorded / max(1, self.batches) / per_batch
 
     def advice(self) -> str:
         """The sentence naming the bottleneck and the fix (NOTE [ Which fix the profile
@@ -186,11 +193,20 @@ class ProfileReport:
             f"Workers' CPU demand: {100 * self.cpu_demand:.0f} % of their busy time "
             f"(CPU budget {self.cpu_budget})",
             f"Profiling overhead: recording the stages costs {self.overhead_us:.1f} us a "
-            f"batch in the workers ({100 * self.overhead_fraction:.2f} % of their time)",
+            f"batch in the workers, recorded on {self._recorded_share()} "
+            f"({100 * self.overhead_fraction:.2f} % of their time)",
         ]
         if self.decisions:
             out += ["", "workers='auto' decisions:", *(f"  {d}" for d in self.decisions)]
         return out
+
+    def _recorded_share(self) -> str:
+        if self.recorded >= self.batches:
+            return "every batch"
+        return (
+            f"{self.recorded} of {self.batches} batches (each recording would cost over "
+            f"{100 * RECORDING_BUDGET:.0f} % of a batch)"
+        )
 
     def __str__(self) -> str:
         return "\n".join(self.lines())

@@ -12,6 +12,7 @@ import pytest
 
 import seqpipe.parallel.profile as profile_module
 from seqpipe.parallel import profile
+from seqpipe.pipeline import Pipeline
 from seqpipe.pipeline.stages import trace
 
 from ._profiled import SlowSequence, slow_pipeline
@@ -71,6 +72,10 @@ def test_workers_consumer_throughput_and_overhead(report):
     assert 0 < report.overhead_us < 200
     assert report.overhead_fraction < 0.03
     assert f"{report.overhead_us:.1f} us a batch" in str(report)
+    # 20 ms batches: recording costs far below 1 % of one, so every batch is recorded.
+    assert report.recorded == report.batches
+    assert "recorded on every batch" in str(report)
+    assert sum(len(stages) for stages in report.timeline.stages.values()) == 40 * 6
 
 
 @pytest.mark.timeout(120)
@@ -87,6 +92,22 @@ def test_the_plot_and_the_page(report, tmp_path):
     encoded = re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1)
     assert base64.b64decode(encoded).startswith(b"\x89PNG\r\n\x1a\n")
     assert SLOW in page and "<script" not in page
+
+
+@pytest.mark.timeout(120)
+def test_batches_cheaper_than_a_recording_are_sampled():
+    # NOTE [ Sampled recording ]: batches of a few microseconds are recorded on a
+    # sample, so that the profile costs them about 1 % instead of a sixth.
+    seq = Pipeline(np.arange(200_000), batch_size=8)
+    report = profile(seq, batches=4000, workers=2)
+    assert 0 < report.recorded < report.batches / 3
+    drawn = sum(len(stages) for stages in report.timeline.stages.values())
+    assert drawn == report.recorded * 2  # source and batch plan, recorded batches only
+    assert [s.name for s in report.stages] == [s.name for s in trace(seq, 1)]
+    assert sum(s.share for s in report.stages) == pytest.approx(1.0)
+    assert all(0 < s.ms_per_batch < 1 for s in report.stages)
+    assert report.overhead_fraction <= 0.02
+    assert f"recorded on {report.recorded} of 4000 batches (each recording" in str(report)
 
 
 @pytest.mark.timeout(120)
