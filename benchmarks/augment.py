@@ -12,7 +12,8 @@ each). Contenders, timed in interleaved rounds in this one process (median ms/ba
 - ``tf.image.stateless_random_crop`` (to 192x192, about the mean area of an ImageNet
   crop) + ``stateless_random_flip_left_right`` + ``tf.image.resize`` to 224x224.
 
-Target: seqpipe's RandomResizedCrop + RandomFlip at most 1.0x the Keras layers' time.
+Target: seqpipe's RandomResizedCrop + RandomFlip at most 1.0x the Keras layers' time,
+printed as met or not met (`_common.target_line`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ timing, the monitor thread: what a TensorBoard callback turns on), over 8 epochs
 `Pipeline`, against the same batches taken without it. Targets: <= 3 % each. On 2 cores
 a "tiny" cell's epochs take one of two times (about 77 or 112 ms in one run, whichever
 way the scheduler places the consumer and 2 workers), in either mode; so the medians need
-10 repeats a side, where 3 to 5 measured the placement instead of the cost.
+10 repeats a side, where 3 to 5 measured the placement instead of the cost. Every
+target is printed as met or not met (`_common.target_line`).
 """
 
 from __future__ import annotations

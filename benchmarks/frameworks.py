@@ -33,7 +33,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import epoch_timer, markdown_table  # noqa: E402
+from _common import epoch_timer, markdown_table, target_line  # noqa: E402
 from images import BATCH, PARALLELISM, SIZE, build_folder  # noqa: E402
 from images import run_cell as images_cell  # noqa: E402
 
@@ -173,12 +173,9 @@ def main() -> None:
     print(_ratio_table(median, LARGE_CELLS, "MB/s", "enqueuer (large)"))
     print()
     for name, cell, reference, target in TARGETS:
-        if cell in median and reference in median:
-            ratio = median[cell] / median[reference]
-            verdict = "met" if ratio >= target else "not met"
-            print(f"{name}: {ratio:.2f}x (target >= {target}x): {verdict}")
-        else:
-            print(f"{name}: not run (a cell failed or its framework is missing): not met")
+        # A cell that failed or whose framework is missing: "not measured".
+        ratio = median.get(cell, math.nan) / median.get(reference, math.nan)
+        print(target_line(name, ratio, ">=", target))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ side by side, each cell in fresh processes, ``--repeats`` times (medians):
 - (d) the time to write the cache (``n_jobs=2``, progress bar off) against one decoding
   epoch of (b), and the time to reuse a complete cache (fingerprint and open).
 
-Images/s are for epochs 2-3 (steady state).
+Images/s are for epochs 2-3 (steady state). Target: (c) with ``shuffle=True`` at least 5x
+tf.data, printed as met or not met (`_common.target_line`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Beside it, another fresh process does what the plan did before
 where the permutation fits comfortably in memory: up to ``--max-permutation`` samples
 (10^8 by default; 10^9 needs ~16 GB at its peak, too much for a shared machine).
 Targets: the first batch of an epoch in <= 5 ms at every n; peak RSS at the largest n
-within 10 MB of the smallest.
+within 10 MB of the smallest. Each is printed as met or not met (`_common.target_line`).
 """
 
 from __future__ import annotations
