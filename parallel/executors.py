@@ -15,7 +15,8 @@ import cloudpickle
 
 from .direct import plan_direct_read
 from .errors import batch_note
-from .pool import ProcessPool, Ticket
+from .pool import ProcessPool
+from .ticket import Ticket
 
 
 def _compute(sequence: Any, epoch: int, index: int) -> Any:

@@ -38,6 +38,7 @@ from .failures import FailureLedger, watch_overdue
 from .lending import SegmentLender
 from .messages import NeedSpace, NewEpoch, Shutdown, Task
 from .shm import SharedArrayPool
+from .ticket import Ticket
 from .wakeup import WakeUp
 from .worker_clocks import PoolStats
 from .worker_processes import WorkerHandle, WorkerProcesses
@@ -45,34 +46,6 @@ from .worker_processes import WorkerHandle, WorkerProcesses
 _LIVE_POOLS: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
 _POLL_SECONDS = 0.5
 _DEFAULT_SHUTDOWN_SECONDS = 5.0
-
-
-class Ticket:
-    """A submitted batch: `result` waits for it (the pool's cheap stand-in for a Future)."""
-
-    __slots__ = ("_key", "_pool", "_taken")
-
-    def __init__(self, pool: ProcessPool, key: Task) -> None:
-        self._pool, self._key = pool, key
-        self._taken = False
-
-    def result(self) -> Any:
-        """The batch, or raises what computing it raised."""
-        self._taken = True
-        return self._pool.result(self._key)
-
-    def cancel(self) -> bool:
-        """Drops the batch: at once if it has arrived, else when it arrives (a batch
-        already sent to a worker is still computed). Its shared-memory segment goes back
-        to the pool.
-
-        Returns:
-            ``False`` if `result` was already called (nothing left to drop), else ``True``.
-        """
-        if self._taken:
-            return False
-        self._pool.cancel(self._key)
-        return True
 
 
 class ProcessPool:

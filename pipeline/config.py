@@ -9,6 +9,7 @@ on load (``from_config(config, sources={name: array})``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -245,3 +246,61 @@ def pipeline_from_config(
     if config.get("shard"):
         pipeline = pipeline.shard(*config["shard"])
     return pipeline
+
+
+class Configurable:
+    """`get_config`, `from_config`, `to_json` and `from_json` of a `Pipeline`: its
+    sources, settings and transforms as a JSON-able dict and back, by name."""
+
+    def get_config(self, external_sources: bool = False) -> dict[str, Any]:
+        """Returns a JSON-able description of the sources, settings and transforms.
+
+        Args:
+            external_sources: save in-memory numpy sources as named placeholders (to be
+                passed again to `from_config`) instead of raising.
+
+        Raises:
+            ValueError: for a source or transform that cannot be saved, naming it.
+
+        Example:
+            >>> import numpy as np
+            >>> from seqpipe.pipeline import Pipeline
+            >>> config = Pipeline(np.arange(4), batch_size=2).get_config(True)
+            >>> config["sources"]["class_name"], config["batch_size"]
+            ('InMemoryArray', 2)
+        """
+        return pipeline_config(self, external_sources)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Mapping[str, Any],
+        custom_objects: Mapping[str, Any] | None = None,
+        sources: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Rebuilds a pipeline from `get_config`'s output.
+
+        Args:
+            config: the dict.
+            custom_objects: extra ``{name: class or function}`` to resolve names with.
+            sources: ``{placeholder name: array}`` for in-memory sources.
+
+        Raises:
+            ValueError: for a name that cannot be resolved or a missing source.
+        """
+        return pipeline_from_config(cls, config, custom_objects, sources)
+
+    def to_json(self, external_sources: bool = False, **kwargs: Any) -> str:
+        """`get_config` as a JSON string (``kwargs`` go to `json.dumps`)."""
+        config = {"class_name": "Pipeline", "config": self.get_config(external_sources)}
+        return json.dumps(config, **kwargs)
+
+    @classmethod
+    def from_json(
+        cls,
+        json_string: str,
+        custom_objects: Mapping[str, Any] | None = None,
+        sources: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Rebuilds a pipeline from `to_json`'s output."""
+        return cls.from_config(json.loads(json_string)["config"], custom_objects, sources)

@@ -1,42 +1,32 @@
 """`Pipeline`: sources, batching, shuffling, sharding and transforms as one Sequence.
 
-NOTE [ Stage clock ]
-`Pipeline.get_batch` takes an optional ``clock``, called with ``(stage, output)`` as
-each stage of the batch ends, in the order the stages run: the batch plan, each source
-read, each transform, the sharding weights. ``stage`` numbers them as `print_summary`
-lists them (each source first, then the plan, the transforms and the shard), so a
-caller that reads a clock between two calls knows each stage's time and output. Without
-a clock the batch is made exactly as before; `print_summary`'s tracing and the timing of
-stages in enqueuer workers (``parallel/stage_timing.py``) both pass one.
+How it makes a batch from its plan is in ``pipeline/batch_making.py``.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 from .._core.checks import check_int
 from .._core.hooks import provide, provided
-from ..transforms import Transform, as_transform, random_for
-from .batches import BATCHES, DICT, TUPLE, attach_weights, leading_dim
-from .config import pipeline_config, pipeline_from_config
+from ..transforms import Transform, as_transform
+from .batch_making import StageClock, make_batch, read_key, transform_batch, weigh_batch
+from .batches import BATCHES, DICT, TUPLE
+from .config import Configurable
 from .identity import pipeline_identity
 from .plan import BatchPlan, EpochPlan, check_shuffle
 from .sequence import Sequence
-from .structure import arrange_sources, chunks_of, read_sources
-
-# Called as ``clock(stage, output)`` when a stage of a batch ends (NOTE [ Stage clock ]).
-StageClock = Callable[[int, Any], None]
+from .structure import arrange_sources, chunks_of
 
 
-class Pipeline(Sequence):
+class Pipeline(Configurable, Sequence):
     """Batches, shuffles, shards and transforms array-like sources.
 
     Args:
@@ -210,28 +200,14 @@ class Pipeline(Sequence):
                 ``None``: new arrays. The enqueuer passes views of shared memory.
             clock: called as ``clock(stage, output)`` as each stage ends, ``stage``
                 numbering the stages as `print_summary` lists them: each source, the
-                batch plan, each transform, the sharding weights (NOTE [ Stage clock ]).
+                batch plan, each transform, the sharding weights (NOTE [ Stage clock ]
+                in ``pipeline/batch_making.py``).
 
         Returns:
             The batch: an array, tuple or dict, with ``sample_weight`` added when the
             pipeline is sharded.
         """
-        spec = self.batch_plan(index, epoch)
-        if clock is None:
-            batch = self._read(spec, out)
-            for position in range(len(self._transforms)):
-                batch = self.apply_transform(position, batch, spec, epoch)
-            return self.add_weights(batch, spec)
-        first = self.num_source_stages
-        clock(first, spec)
-        batch = self._read(spec, out, clock)
-        for position in range(len(self._transforms)):
-            batch = self.apply_transform(position, batch, spec, epoch)
-            clock(first + 1 + position, batch)
-        batch = self.add_weights(batch, spec)
-        if spec.weights is not None:
-            clock(first + 1 + len(self._transforms), batch)
-        return batch
+        return make_batch(self, self.batch_plan(index, epoch), epoch, out, clock)
 
     @property
     def num_source_stages(self) -> int:
@@ -258,42 +234,16 @@ class Pipeline(Sequence):
         augmentation depends neither on who computes it nor on the batch, shard or
         resume point it is read in, nor on deterministic stages added or cached away.
         """
-        transform = self._transforms[position]
-        if not getattr(transform, "random", False):
-            return transform(batch)
-        k = sum(bool(getattr(t, "random", False)) for t in self._transforms[:position])
-        ids = spec.indices
-        if self._structure == BATCHES:
-            # A wrapped Sequence's batch is one sample of the plan: its rows are keyed
-            # by (batch id, row).
-            rows = np.arange(leading_dim(batch), dtype=np.int64)
-            ids = (int(ids[0]) << 32) + rows
-        return transform(batch, rng=random_for(transform, self._plan.seed, epoch, k, ids))
+        plan = self._plan
+        return transform_batch(
+            self._transforms, position, batch, spec, epoch, plan.seed, self._structure
+        )
 
     def add_weights(self, batch: Any, spec: BatchPlan) -> Any:
         """``batch`` with the sample weights of a sharded plan attached (else as is)."""
-        if spec.weights is None:
-            return batch
-        weights = spec.weights
-        if self._structure == BATCHES:
-            weights = np.full(leading_dim(batch), weights[0], dtype=np.float32)
-        return attach_weights(batch, weights)
+        return weigh_batch(batch, spec, self._structure)
 
-    @staticmethod
-    def read_key(spec: BatchPlan) -> slice | np.ndarray:
-        """What sources are indexed with for ``spec``: a slice when contiguous."""
-        contiguous = spec.as_slice()
-        return spec.indices if contiguous is None else contiguous
-
-    def _read(self, spec: BatchPlan, out: Any = None, clock: StageClock | None = None) -> Any:
-        if self._structure == BATCHES:
-            if out is not None:
-                raise ValueError("out= needs array sources, not a wrapped Sequence")
-            batch = self._sources[int(spec.indices[0])]
-            if clock is not None:
-                clock(0, batch)
-            return batch
-        return read_sources(self._sources, self._structure, self.read_key(spec), out, clock)
+    read_key = staticmethod(read_key)
 
     def on_epoch_end(self) -> None:
         """Advances to the next epoch (and forwards to a wrapped Sequence)."""
@@ -439,60 +389,6 @@ class Pipeline(Sequence):
         """
         # The body is `pipeline.write_hdf5` (``pipeline/cache.py``, above this module).
         return provided("Pipeline.cache")(self, path, n_jobs, rows_per_task, verbose)
-
-    # -- configs -----------------------------------------------------------------------
-
-    def get_config(self, external_sources: bool = False) -> dict[str, Any]:
-        """Returns a JSON-able description of the sources, settings and transforms.
-
-        Args:
-            external_sources: save in-memory numpy sources as named placeholders (to be
-                passed again to `from_config`) instead of raising.
-
-        Raises:
-            ValueError: for a source or transform that cannot be saved, naming it.
-
-        Example:
-            >>> import numpy as np
-            >>> config = Pipeline(np.arange(4), batch_size=2).get_config(True)
-            >>> config["sources"]["class_name"], config["batch_size"]
-            ('InMemoryArray', 2)
-        """
-        return pipeline_config(self, external_sources)
-
-    @classmethod
-    def from_config(
-        cls,
-        config: Mapping[str, Any],
-        custom_objects: Mapping[str, Any] | None = None,
-        sources: Mapping[str, Any] | None = None,
-    ) -> Pipeline:
-        """Rebuilds a pipeline from `get_config`'s output.
-
-        Args:
-            config: the dict.
-            custom_objects: extra ``{name: class or function}`` to resolve names with.
-            sources: ``{placeholder name: array}`` for in-memory sources.
-
-        Raises:
-            ValueError: for a name that cannot be resolved or a missing source.
-        """
-        return pipeline_from_config(cls, config, custom_objects, sources)
-
-    def to_json(self, external_sources: bool = False, **kwargs: Any) -> str:
-        """`get_config` as a JSON string (``kwargs`` go to `json.dumps`)."""
-        config = {"class_name": "Pipeline", "config": self.get_config(external_sources)}
-        return json.dumps(config, **kwargs)
-
-    @classmethod
-    def from_json(
-        cls,
-        json_string: str,
-        custom_objects: Mapping[str, Any] | None = None,
-        sources: Mapping[str, Any] | None = None,
-    ) -> Pipeline:
-        """Rebuilds a pipeline from `to_json`'s output."""
-        return cls.from_config(json.loads(json_string)["config"], custom_objects, sources)
 
     def __repr__(self) -> str:
         plan = self._plan

@@ -101,7 +101,7 @@ def as_pipeline(seq: Any) -> Pipeline:
 def stage_list(seq: Sequence) -> list[Stage]:
     """The stages of ``seq`` as `print_summary` lists them, not yet measured: each
     source, the batch plan, each transform, the sharding (NOTE [ Stage clock ] in
-    ``pipeline/pipeline.py`` numbers them the same way)."""
+    ``pipeline/batch_making.py`` numbers them the same way)."""
     p = as_pipeline(seq)
     if p.structure == BATCHES:
         sources = [Stage("source", f"sequence: {describe(p.sources)}")]

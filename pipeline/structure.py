@@ -87,7 +87,7 @@ def read_sources(
         out: arrays to read into, in the same structure (sources with ``read_into`` fill
             them in place, others are copied in), or ``None`` for new arrays.
         clock: called as ``clock(i, part)`` after the ``i``-th source is read (NOTE [
-            Stage clock ] in ``pipeline/pipeline.py``).
+            Stage clock ] in ``pipeline/batch_making.py``).
 
     Returns:
         One array, a tuple or a dict of them.
