@@ -10,6 +10,7 @@ across all processes.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import logging
@@ -17,6 +18,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -207,6 +209,19 @@ class S3Server:
             scheme="http",
             allow_bucket_creation=True,
         )
+
+    @contextlib.contextmanager
+    def missing(self, path: str) -> Iterator[None]:
+        """``path`` (``bucket/key``) deleted for the block, as a file deleted after a
+        source listed it, and put back after."""
+        fs = self.filesystem()
+        kept = path + ".kept"
+        fs.copy_file(path, kept)
+        fs.delete_file(path)
+        try:
+            yield
+        finally:
+            fs.move(kept, path)
 
     def record(self, request: Request) -> None:
         with self._lock:
